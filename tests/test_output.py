@@ -1,0 +1,47 @@
+"""The shared renderer: units follow column suffixes; JSON/CSV keep raw integers."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from dsocr_nsys.output import Report, render, write_atomic
+
+
+def _report() -> Report:
+    frame = pl.DataFrame(
+        {
+            "stage": ["sam", "decode"],
+            "gpu_busy_ns": [2_500_000, 1_250_000],
+            "share_pct": [66.66, 33.3],
+        }
+    )
+    return Report(tables={"stages": frame}, meta={"trace": "t.sqlite"})
+
+
+def test_table_shows_ms_with_unit_in_header() -> None:
+    text = render(_report(), "table")
+    assert "Gpu busy (ms)" in text
+    assert "2.500" in text and "1.250" in text
+    assert "66.7" in text
+
+
+def test_small_times_shown_in_us() -> None:
+    frame = pl.DataFrame({"kernel_ns": [1_500, 2_000]})
+    text = render(Report(tables={"k": frame}), "md")
+    assert "Kernel (µs)" in text and "1.5" in text and "---:" in text
+
+
+def test_json_and_csv_keep_integer_ns() -> None:
+    data = json.loads(render(_report(), "json"))
+    assert data["stages"][0]["gpu_busy_ns"] == 2_500_000
+    assert data["trace"] == "t.sqlite"
+    assert render(_report(), "csv").splitlines()[1] == "sam,2500000,66.66"
+
+
+def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "r.json"
+    write_atomic(target, "one")
+    write_atomic(target, "two")
+    assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["r.json"]
