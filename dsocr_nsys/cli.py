@@ -39,8 +39,18 @@ def cli() -> None:
     """Where DeepSeek-OCR inference spends its GPU time, from Nsight Systems traces."""
 
 
+# Commands are grouped by pipeline step; each is a few lines of wiring around a library call.
+
 # --- trace engine: stages, kernels, info ------------------------------------------------
-# (commands registered below by their owners; keep each command a few lines of wiring)
+
+
+# --- static compute: static ---------------------------------------------------------------
+
+
+# --- mfu: mfu --------------------------------------------------------------------------------
+
+
+# --- launch: profile (and the inference entry it wraps) -------------------------------------
 
 
 def main() -> None:
