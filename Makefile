@@ -33,5 +33,21 @@ test: install lint
 demo: install
 	$(BIN)/dsocr-nsys stages $(DEMO_TRACE)
 
+# Trace-engine speed on a scaled real export (built once into bench/out/); see docs/benchmarks.md.
+bench: install
+	$(BIN)/python bench/bench_trace.py
+
+# make profile GPU=h100 [MODE=base] [TOKENS=32] [RUN=runs/NAME]: a run folder under nsys.
+# GPU names the card for the MFU step (its peak figures); it is recorded in run.json.
+profile: install
+	@if [ -z "$(GPU)" ]; then echo "Error: name the GPU for the MFU step, e.g. make profile GPU=h100 MODE=$(MODE) TOKENS=$(TOKENS)" >&2; exit 2; fi
+	$(BIN)/dsocr-nsys profile --mode $(MODE) --max-new-tokens $(TOKENS) --gpu "$(GPU)" --out $(RUN)
+
+# make report [RUN=runs/NAME]: static compute for the run's configuration, then MFU of its trace
+# (default: the latest profiled run, runs/latest).
+REPORT_RUN = $(if $(filter command line environment,$(origin RUN)),$(RUN),runs/latest)
+report: install
+	$(BIN)/python -m dsocr_nsys.launch report $(REPORT_RUN) --dsocr $(BIN)/dsocr-nsys $(if $(GPU),--gpu "$(GPU)")
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -27,10 +27,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import polars as pl
+
+if TYPE_CHECKING:  # polars is only touched through the frames callers pass in, so importing
+    # the CLI (e.g. `dsocr-nsys profile` on a GPU box) does not need it.
+    import polars as pl
 
 FORMATS = ("table", "md", "json", "csv")
 

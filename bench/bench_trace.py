@@ -1,0 +1,347 @@
+"""Benchmark the trace engine and ways of reading an Nsight Systems SQLite export into DuckDB.
+
+Usage: ``python bench/bench_trace.py [--times 424] [--runs 3] [--methods ...] [--trace FILE]``
+(``make bench`` runs it with the defaults). Needs only duckdb, the duckdb sqlite extension wheel,
+polars and this repository on PYTHONPATH; pyarrow is optional (method ``sqlite3_polars``).
+
+1. Builds (or reuses) the large input in bench/out/: a real export (default
+   tests/fixtures/traces/nsysai_mfu_2gpu_before.sqlite) repeated N times by bench/scale_trace.py
+   with NVTX thinned to about the anchor's range count (see docs/benchmarks.md for why).
+2. Runs each method in a fresh child process, ``--runs`` times, and reports the median wall time
+   (s) and the peak resident memory of the child (MB, from ``os.wait4``'s ru_maxrss):
+   - ``engine_lib``: ``open_trace(path).stages()`` in-process (timed after imports);
+   - ``engine_cli``: ``dsocr-nsys stages TRACE`` as a subprocess, end to end (process wall time);
+   - ``attach`` / ``sqlite_scan`` / ``attach_copy`` / ``sqlite3_polars``: the same reference
+     query work (REFERENCE_WORK below) over four ways of reading the export.
+3. Prints a short table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT_DIR = HERE / "out"
+DEFAULT_SOURCE = ROOT / "tests/fixtures/traces/nsysai_mfu_2gpu_before.sqlite"
+# Anchor trace (issue 2): 394 MB, 1.70 M kernels, 6.25 M runtime calls, 2,415 NVTX ranges;
+# nsys stats on the GPU machine: nvtx_gpu_proj_sum 15.1 s, nvtx_kern_sum 28.7 s.
+ANCHOR_KERNELS = 1_700_000
+ANCHOR_NVTX_RANGES = 2_415
+NSYS_PROJ_SUM_S = 15.1
+NSYS_KERN_SUM_S = 28.7
+
+TABLES = {
+    "kernel": "CUPTI_ACTIVITY_KIND_KERNEL",
+    "runtime": "CUPTI_ACTIVITY_KIND_RUNTIME",
+    "memcpy": "CUPTI_ACTIVITY_KIND_MEMCPY",
+    "memset": "CUPTI_ACTIVITY_KIND_MEMSET",
+    "nvtx": "NVTX_EVENTS",
+    "strings": "StringIds",
+}
+# Columns the reference work reads from each table (what a column-pruning reader fetches).
+COLUMNS = {
+    "kernel": ["start", '"end"', "correlationId", "globalPid", "shortName"],
+    "runtime": ["start", '"end"', "correlationId", "globalTid"],
+    "memcpy": ["start", '"end"', "correlationId", "globalPid"],
+    "memset": ["start", '"end"', "correlationId", "globalPid"],
+    "nvtx": ["start", '"end"', "eventType", "globalTid", "text", "textId"],
+    "strings": ["id", "value"],
+}
+
+# Reference query work, shaped like `stages` + `kernels`: (1) NVTX ranges with names; (2) GPU ops
+# (kernels, memcpy, memset) joined to the runtime call that launched them (same correlationId,
+# same process: globalPid = globalTid with the low 24 tid bits cleared); (3) each op attributed to
+# every range on the launching thread that contains its runtime call; per range: projected start,
+# projected duration (first op start to last op end, ns), op count, kernel time sum (ns);
+# (4) per range name: instances and totals; (5) top kernels per range name.
+REFERENCE_WORK = [
+    """CREATE TEMP TABLE rng AS
+       SELECT row_number() OVER (ORDER BY n.start, n.globalTid) AS range_id, n.start,
+              n."end", n.globalTid, coalesce(n.text, s.value) AS name
+       FROM {nvtx} n LEFT JOIN {strings} s ON s.id = n.textId
+       WHERE n.eventType IN (59, 60, 70, 71) AND n."end" IS NOT NULL""",
+    """CREATE TEMP TABLE ops AS
+       SELECT r.globalTid, r.start AS api_start, r."end" AS api_end,
+              o.start, o."end", o.kernel_ns, o.name_id
+       FROM (SELECT correlationId, globalPid, start, "end", "end" - start AS kernel_ns,
+                    shortName AS name_id FROM {kernel}
+             UNION ALL SELECT correlationId, globalPid, start, "end", 0, NULL FROM {memcpy}
+             UNION ALL SELECT correlationId, globalPid, start, "end", 0, NULL FROM {memset}) o
+       JOIN {runtime} r ON r.correlationId = o.correlationId
+        AND r.globalTid // 16777216 = o.globalPid // 16777216""",
+    """CREATE TEMP TABLE attributed AS
+       SELECT g.range_id, g.name, o.start, o."end", o.kernel_ns, o.name_id
+       FROM rng g JOIN ops o
+         ON o.api_start >= g.start AND o.api_end <= g."end"
+       WHERE o.globalTid = g.globalTid""",
+    """SELECT range_id, any_value(name) AS name, min(start) AS proj_start_ns,
+              max("end") - min(start) AS proj_ns, count(*) AS gpu_ops, sum(kernel_ns) AS kernel_ns
+       FROM attributed GROUP BY range_id ORDER BY range_id""",
+    """SELECT name, count(DISTINCT range_id) AS instances, sum(kernel_ns) AS kernel_ns
+       FROM attributed GROUP BY name ORDER BY kernel_ns DESC""",
+    """SELECT a.name, s.value AS kernel, count(*) AS n, sum(a.kernel_ns) AS kernel_ns
+       FROM attributed a JOIN {strings} s ON s.id = a.name_id
+       GROUP BY a.name, s.value
+       QUALIFY row_number() OVER (PARTITION BY a.name ORDER BY sum(a.kernel_ns) DESC) <= 20""",
+]
+
+READ_METHODS = ("attach", "sqlite_scan", "attach_copy", "sqlite3_polars")
+ALL_METHODS = ("engine_lib", "engine_cli", *READ_METHODS)
+
+
+# ---------------------------------------------------------------- input trace
+
+
+def ensure_trace(source: Path, times: int, nvtx_ranges: int | None) -> Path:
+    """Path of the scaled trace in bench/out/, building it with scale_trace if missing."""
+    sys.path.insert(0, str(HERE))
+    from scale_trace import scale_trace
+
+    tag = f"_nvtx{nvtx_ranges}" if nvtx_ranges else ""
+    out = OUT_DIR / f"{source.stem}_x{times}{tag}.sqlite"
+    if not out.exists():
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        scale_trace(source, out, times, nvtx_ranges=nvtx_ranges)
+    return out
+
+
+def trace_shape(path: Path) -> dict[str, float]:
+    """Size (MB) and row counts of the main event tables of an export."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        shape: dict[str, float] = {"size_mb": path.stat().st_size / 1e6}
+        for key in ("kernel", "runtime", "memcpy", "memset"):
+            shape[key] = con.execute(f"SELECT count(*) FROM {TABLES[key]}").fetchone()[0]
+        shape["nvtx_ranges"] = con.execute(
+            "SELECT count(*) FROM NVTX_EVENTS WHERE eventType IN (59, 60, 70, 71)"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return shape
+
+
+def machine() -> str:
+    """Cores, RAM and CPU model of this machine, in one line."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(x.split()[1])
+            for x in Path("/proc/meminfo").read_text().splitlines()
+            if x.startswith("MemTotal")
+        )
+        ram = f"{mem_kb / 1024**2:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        ram = "RAM unknown"
+    return f"{os.cpu_count()} cores, {ram}, {model}"
+
+
+# ---------------------------------------------------------------- child: one timed run
+
+
+def _duckdb_with_sqlite():
+    """A DuckDB connection with the sqlite extension loaded from the pinned wheel (offline)."""
+    import duckdb
+    import duckdb_extension_sqlite_scanner as ext_pkg
+
+    found = glob.glob(
+        os.path.join(os.path.dirname(ext_pkg.__file__), "extensions", "*", "*.duckdb_extension")
+    )
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    con.execute(f"LOAD '{found[0]}'")
+    return con
+
+
+def _run_work(con, rel: dict[str, str]) -> int:
+    """Run REFERENCE_WORK with table names replaced by rel; return the rows produced."""
+    rows = 0
+    for sql in REFERENCE_WORK:
+        res = con.execute(sql.format(**rel))
+        if sql.lstrip().upper().startswith("SELECT"):
+            rows += len(res.fetchall())
+    return rows
+
+
+def child(method: str, trace: Path) -> dict[str, float]:
+    """One timed run of method on trace (in this process); returns seconds and result rows."""
+    if method == "engine_lib":
+        from dsocr_nsys.trace import open_trace
+
+        t0 = time.perf_counter()
+        result = open_trace(trace).stages()
+        seconds = time.perf_counter() - t0
+        rows = sum(len(t) for t in getattr(result, "tables", {}).values()) or len(result)
+        return {"seconds": seconds, "rows": rows}
+
+    t0 = time.perf_counter()
+    con = _duckdb_with_sqlite()
+    path = str(trace)
+    # ATTACH takes no bound parameters: the path goes in as an escaped string literal.
+    quoted = path.replace("'", "''")
+    if method == "attach":
+        con.execute(f"ATTACH '{quoted}' AS t (TYPE sqlite, READ_ONLY)")
+        rel = {k: f"t.{v}" for k, v in TABLES.items()}
+    elif method == "sqlite_scan":
+        rel = {k: f"sqlite_scan('{quoted}', '{v}')" for k, v in TABLES.items()}
+    elif method == "attach_copy":
+        # Read each table once, only the needed columns, into DuckDB's own columnar storage.
+        con.execute(f"ATTACH '{quoted}' AS t (TYPE sqlite, READ_ONLY)")
+        for k, v in TABLES.items():
+            con.execute(f"CREATE TEMP TABLE src_{k} AS SELECT {', '.join(COLUMNS[k])} FROM t.{v}")
+        rel = {k: f"src_{k}" for k in TABLES}
+    elif method == "sqlite3_polars":
+        import sqlite3
+
+        import polars as pl
+
+        sq = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        for k, v in TABLES.items():
+            frame = pl.read_database(
+                f"SELECT {', '.join(COLUMNS[k])} FROM {v}", sq, infer_schema_length=None
+            )
+            con.register(f"src_{k}", frame)
+        sq.close()
+        rel = {k: f"src_{k}" for k in TABLES}
+    else:
+        raise SystemExit(f"unknown method {method}")
+    rows = _run_work(con, rel)
+    return {"seconds": time.perf_counter() - t0, "rows": rows}
+
+
+# ---------------------------------------------------------------- parent: repeat and measure
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run cmd as a child; return (wall s, peak RSS MB of that child, stdout)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        text=True,
+    )
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[-2:]} exited with {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
+
+
+def bench_method(method: str, trace: Path, runs: int, env: dict[str, str]) -> dict[str, float]:
+    """Median seconds and peak RSS over `runs` fresh child processes for one method."""
+    secs: list[float] = []
+    rss: list[float] = []
+    for _ in range(runs):
+        if method == "engine_cli":
+            cmd = [
+                sys.executable,
+                "-c",
+                "from dsocr_nsys.cli import main; main()",
+                "stages",
+                str(trace),
+            ]
+            wall, peak, _ = run_measured(cmd, env)
+            secs.append(wall)
+        else:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, str(trace)]
+            _, peak, out = run_measured(cmd, env)
+            secs.append(json.loads(out.strip().splitlines()[-1])["seconds"])
+        rss.append(peak)
+    return {
+        "median_s": statistics.median(secs),
+        "min_s": min(secs),
+        "max_s": max(secs),
+        "peak_rss_mb": max(rss),
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="real export to repeat")
+    ap.add_argument("--times", type=int, default=424, help="copies of the source (default 424)")
+    ap.add_argument(
+        "--nvtx-ranges",
+        type=int,
+        default=ANCHOR_NVTX_RANGES,
+        help="thin NVTX to about this many ranges (0: keep all)",
+    )
+    ap.add_argument("--trace", type=Path, help="benchmark this export instead of building one")
+    ap.add_argument("--runs", type=int, default=3, help="runs per method (median reported)")
+    ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--child", nargs=2, metavar=("METHOD", "TRACE"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+
+    if a.child:
+        print(json.dumps(child(a.child[0], Path(a.child[1]))))
+        return
+
+    trace = a.trace or ensure_trace(a.source, a.times, a.nvtx_ranges or None)
+    shape = trace_shape(trace)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    print(f"machine: {machine()}", file=sys.stderr)
+    print(
+        f"trace: {trace} ({shape['size_mb']:.0f} MB, {shape['kernel']:,} kernels, "
+        f"{shape['runtime']:,} runtime calls, {shape['memcpy']:,} memcpy, "
+        f"{shape['memset']:,} memset, {shape['nvtx_ranges']:,} NVTX ranges)",
+        file=sys.stderr,
+    )
+    results: dict[str, dict[str, float]] = {}
+    for method in a.methods:
+        if method == "sqlite3_polars":
+            try:
+                import pyarrow  # noqa: F401  (DuckDB needs it to scan a polars frame)
+            except ImportError:
+                print("skip sqlite3_polars: pyarrow not installed", file=sys.stderr)
+                continue
+        print(f"running {method} x{a.runs} ...", file=sys.stderr, flush=True)
+        try:
+            results[method] = bench_method(method, trace, a.runs, env)
+        except (RuntimeError, ImportError) as exc:
+            print(f"skip {method}: {exc}", file=sys.stderr)
+
+    base = results.get("attach", {}).get("median_s")
+    if a.json:
+        payload = {"machine": machine(), "trace": str(trace), "shape": shape, "results": results}
+        a.json.write_text(json.dumps(payload, indent=2))
+    print(
+        f"\n{machine()}; trace {shape['size_mb']:.0f} MB, {shape['kernel']:,} kernels, "
+        f"{shape['runtime']:,} runtime, {shape['nvtx_ranges']:,} NVTX ranges"
+    )
+    print(
+        f"{'method':<16}{'median s':>10}{'min s':>8}{'max s':>8}{'peak RSS MB':>13}"
+        f"{'vs attach':>11}{'vs nsys proj_sum':>18}"
+    )
+    for method, r in results.items():
+        ratio = f"{r['median_s'] / base:.2f}x" if base else "-"
+        speedup = f"{NSYS_PROJ_SUM_S / r['median_s']:.1f}x faster"
+        print(
+            f"{method:<16}{r['median_s']:>10.2f}{r['min_s']:>8.2f}{r['max_s']:>8.2f}"
+            f"{r['peak_rss_mb']:>13.0f}{ratio:>11}{speedup:>18}"
+        )
+
+
+if __name__ == "__main__":
+    main()

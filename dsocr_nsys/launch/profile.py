@@ -1,0 +1,288 @@
+"""``dsocr-nsys profile``: run the inference entry point under ``nsys profile``, export the
+report to SQLite, and leave a run folder with ``run.json``.
+
+The inference runs in a child process (``python -m dsocr_nsys.launch infer``) so nsys traces
+the model alone; the child writes its result and environment to ``result.json``, from which
+this parent assembles ``run.json`` without parsing any output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import errors
+from ..errors import DsocrError, InputFileError
+from . import runinfo
+from .nsys import NsysStepError, export_argv, find_nsys, nsys_version, profile_argv, run_step
+from .options import LaunchOptions
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """Everything ``profile`` needs besides the inference options."""
+
+    out: Path
+    gpu: str | None = None
+    nsys: str | None = None
+    extra_nsys_args: tuple[str, ...] = ()
+    use_nsys: bool = True
+    static: bool = True
+
+
+def infer_argv(options: LaunchOptions, result_json: Path) -> list[str]:
+    """The inner inference command: this interpreter, the polars-free entry point."""
+    return [
+        sys.executable,
+        "-m",
+        "dsocr_nsys.launch",
+        "infer",
+        *options.to_argv(),
+        f"--result-json={result_json}",
+    ]
+
+
+def _child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    env = dict(environ)
+    env["PYTHONUNBUFFERED"] = "1"  # progress lines arrive as they are written
+    # The child must import this very package, also when it runs from a source tree.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _read_inner(result_json: Path, status: int, step: str, log: Path) -> dict[str, Any]:
+    """The inner process's result; its error re-raised as the same typed error."""
+    inner: dict[str, Any] = {}
+    if result_json.is_file():
+        try:
+            inner = json.loads(result_json.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            inner = {}
+    error = inner.get("error")
+    if error:
+        cls = getattr(errors, str(error.get("type")), None)
+        if not (isinstance(cls, type) and issubclass(cls, DsocrError)):
+            cls = DsocrError
+        raise cls(f"{error.get('message')} (log: {log})")
+    if status != 0 or "result" not in inner:
+        what = f"exit status {status}" if status != 0 else "no result written"
+        raise NsysStepError(f"{step} failed ({what}); see its log: {log}")
+    return inner
+
+
+def profile_run(
+    options: LaunchOptions,
+    request: ProfileRequest,
+    progress: Progress | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run the profile and return the ``run.json`` record (also written to the run folder).
+
+    Raises ``ToolNotFoundError`` (no nsys), ``InputFileError`` (bad inputs), the inner
+    process's ``ModelError`` (bad mode, OOM), or :class:`NsysStepError` (a step failed)."""
+    environ = os.environ if environ is None else environ
+    say = progress or (lambda _msg: None)
+    options.validate()
+    nsys = find_nsys(request.nsys, environ) if request.use_nsys else None
+    run_dir = request.out
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputFileError(f"--out {run_dir} exists and is not a folder; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = runinfo.utc_now()
+    version = nsys_version(nsys) if nsys else None
+    if version:
+        say(f"nsys: {nsys} ({version})")
+
+    result_json = run_dir / runinfo.RESULT_JSON
+    result_json.unlink(missing_ok=True)
+    app = infer_argv(options, result_json)
+    env = _child_env(environ)
+    commands: dict[str, list[str] | None] = {"infer": app, "profile": None, "export": None}
+    rep, sqlite = run_dir / runinfo.NSYS_REP, run_dir / runinfo.SQLITE
+
+    if nsys is None:
+        log = run_dir / runinfo.INFER_LOG
+        say(f"running inference without nsys (log: {log})")
+        status = run_step(app, log, say, env)
+        inner = _read_inner(result_json, status, "inference", log)
+    else:
+        for stale in (rep, sqlite):
+            stale.unlink(missing_ok=True)
+        log = run_dir / runinfo.PROFILE_LOG
+        argv = profile_argv(nsys, run_dir / runinfo.REPORT_BASE, app, request.extra_nsys_args)
+        commands["profile"] = argv
+        say(f"nsys profile → {rep} (log: {log})")
+        status = run_step(argv, log, say, env)
+        inner = _read_inner(result_json, status, "nsys profile", log)
+        if not rep.is_file():
+            raise NsysStepError(f"nsys profile wrote no {rep}; see its log: {log}")
+        log = run_dir / runinfo.EXPORT_LOG
+        argv = export_argv(nsys, rep, sqlite)
+        commands["export"] = argv
+        say(f"nsys export → {sqlite} (log: {log})")
+        status = run_step(argv, log, say, env)
+        if status != 0:
+            raise NsysStepError(f"nsys export failed (exit status {status}); see its log: {log}")
+        if not sqlite.is_file():
+            raise NsysStepError(f"nsys export wrote no {sqlite}; see its log: {log}")
+
+    if request.static:
+        commands["static"] = _write_static(options, inner, run_dir, env, say)
+
+    files = {
+        name: fname
+        for name, fname in (
+            ("nsys_rep", runinfo.NSYS_REP),
+            ("sqlite", runinfo.SQLITE),
+            ("result", runinfo.RESULT_JSON),
+            ("profile_log", runinfo.PROFILE_LOG),
+            ("export_log", runinfo.EXPORT_LOG),
+            ("infer_log", runinfo.INFER_LOG),
+            ("static", runinfo.STATIC_JSON),
+            ("static_md", "static_compute.md"),
+            ("static_log", runinfo.STATIC_LOG),
+        )
+        if (run_dir / fname).is_file()
+    }
+    record = runinfo.build_run_record(
+        options=options.as_record(),
+        inner=inner,
+        gpu_arg=request.gpu,
+        nsys_version=version,
+        commands=commands,
+        files=files,
+        driver=runinfo.driver_version(),
+        started=started,
+        finished=runinfo.utc_now(),
+    )
+    runinfo.write_json_atomic(run_dir / runinfo.RUN_JSON, record)
+    runinfo.point_latest(run_dir)
+    say(f"wrote {run_dir / runinfo.RUN_JSON}")
+    return record
+
+
+def _write_static(
+    options: LaunchOptions,
+    inner: Mapping[str, Any],
+    run_dir: Path,
+    env: Mapping[str, str],
+    say: Progress,
+) -> list[str]:
+    """Best effort: ``dsocr-nsys static`` for the configuration just traced, into the run
+    folder (``make report`` runs it later where this fails, e.g. on an image without polars).
+    Returns its argv."""
+    from .report import static_argv
+
+    result = inner.get("result") or {}
+    fields = {
+        "preset": options.preset,
+        "mode": options.mode,
+        "max_new_tokens": options.max_new_tokens,
+        "plan": result.get("plan") or {},
+        "options": options.as_record(),
+    }
+    output = run_dir / runinfo.STATIC_JSON
+    argv = static_argv(fields, output, (sys.executable, "-m", "dsocr_nsys.cli"))
+    log = run_dir / runinfo.STATIC_LOG
+    say(f"static compute → {output} (log: {log})")
+    status = run_step(argv, log, say, env)
+    if status != 0:
+        output.unlink(missing_ok=True)
+        say(
+            f"warning: static compute failed (exit status {status}; see {log}); "
+            "make report will run it again"
+        )
+    return argv
+
+
+def default_out(options: LaunchOptions, runs_dir: Path = Path("runs")) -> Path:
+    """``runs/<mode>-<tokens>`` (the Makefile's ``RUN`` default), with the preset when tiny."""
+    prefix = "tiny-" if options.preset == "tiny" else ""
+    return runs_dir / f"{prefix}{options.mode}-{options.max_new_tokens}"
+
+
+def summary_rows(record: Mapping[str, Any], run_dir: Path) -> list[dict[str, Any]]:
+    """One row per file of the run folder, with its size in bytes (for the CLI summary)."""
+    rows = []
+    for key, name in sorted((record.get("files") or {}).items()):
+        path = run_dir / name
+        size = path.stat().st_size if path.exists() else None
+        rows.append({"file": key, "path": str(path), "size_bytes": size})
+    return rows
+
+
+def extra_args(values: Sequence[str]) -> tuple[str, ...]:
+    """Flatten repeated ``--extra-nsys-args`` values, each split by shell rules."""
+    from .nsys import split_extra
+
+    words: list[str] = []
+    for value in values:
+        words += split_extra(value)
+    return tuple(words)
+
+
+def profile_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Click options of ``profile`` beyond the inference options."""
+    import click
+
+    specs = [
+        click.option(
+            "--out",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help="Run folder (default: runs/<mode>-<max-new-tokens>).",
+        ),
+        click.option(
+            "--gpu",
+            default=None,
+            help="GPU name for the MFU step (peak figures), recorded in run.json.",
+        ),
+        click.option(
+            "--nsys",
+            "nsys_path",
+            default=None,
+            help="Path to the nsys binary (default: $NSYS, else nsys on PATH).",
+        ),
+        click.option(
+            "--extra-nsys-args",
+            multiple=True,
+            help="More 'nsys profile' options (shell-quoted); one that we also set replaces ours.",
+        ),
+        click.option(
+            "--static/--no-static",
+            "with_static",
+            default=True,
+            show_default=True,
+            help="Also write static_compute.json for this configuration (dsocr-nsys static).",
+        ),
+        click.option(
+            "--no-nsys",
+            is_flag=True,
+            default=False,
+            help="Run the inference without nsys (checks the pipeline; no trace).",
+        ),
+    ]
+    for spec in reversed(specs):
+        func = spec(func)
+    return func
+
+
+def request_from_kwargs(kwargs: dict[str, Any], options: LaunchOptions) -> ProfileRequest:
+    """Pop the :func:`profile_options` keyword arguments into a :class:`ProfileRequest`."""
+    out = kwargs.pop("out")
+    return ProfileRequest(
+        out=out if out is not None else default_out(options),
+        gpu=kwargs.pop("gpu"),
+        nsys=kwargs.pop("nsys_path"),
+        extra_nsys_args=extra_args(kwargs.pop("extra_nsys_args")),
+        use_nsys=not kwargs.pop("no_nsys"),
+        static=kwargs.pop("with_static"),
+    )

@@ -1,0 +1,748 @@
+"""MFU and MBU per DeepSeek-OCR stage: the trace engine's per-range GPU times joined with the
+static FLOPs and bytes.
+
+Everything here is computed from one frame of NVTX range instances (the trace engine's
+``Trace.ranges()``), a :class:`~dsocr_nsys.static.format.StaticCompute` and a
+:class:`~dsocr_nsys.mfu.peaks.PeakChoice`; no plotting and no printing.
+
+Definitions (docs/mfu.md has the long form):
+
+- time bases, each a total over the counted instances of a stage, in ns:
+  ``busy`` (union of the GPU op intervals of the range), ``proj`` (projected GPU span, first
+  op start to last op end, as ``nsys stats -r nvtx_gpu_proj_sum``), ``kernel`` (sum of kernel
+  durations, as ``nvtx_kern_sum``), ``cpu`` (the range's own CPU duration, as ``nvtx_sum``);
+- achieved TFLOP/s = FLOPs / time; MFU = FLOPs / (peak FLOP/s × time), FLOPs 2 per
+  multiply-add, peak = dense BF16 tensor with FP32 accumulate;
+- achieved GB/s = bytes / time; MBU = bytes / (peak B/s × time);
+- arithmetic intensity = FLOPs / bytes; the ridge point = peak FLOP/s / peak B/s; a stage
+  below the ridge is memory-bound, at or above it compute-bound.
+
+Rates are rounded once from exact rational arithmetic (``fractions.Fraction``), so a value
+equals the correctly rounded FLOPs / (peak × time) whatever the operand order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..errors import ConfigMismatchError, StageNotFoundError, TraceContentError
+from ..static.format import StageCompute, StaticCompute
+from .peaks import PeakChoice
+
+DOMAIN = "dsocr"
+TERA = 10**12
+GIGA = 10**9
+VISION_PARTS = ("sam", "clip", "projector")
+# Stage rows in display order; `vision` and `llm_prefill` are derived, `request`/`total` sums.
+PIPELINE = ("sam", "clip", "projector", "prefill", "decode")
+TIME_BASES = ("busy", "proj", "kernel", "cpu")
+BASE_COLUMN = {"busy": "gpu_busy_ns", "proj": "proj_ns", "kernel": "kernel_ns", "cpu": "cpu_ns"}
+BASE_TITLE = {
+    "busy": "GPU busy (union of op intervals)",
+    "proj": "projected GPU span",
+    "kernel": "kernel sum",
+    "cpu": "CPU range",
+}
+
+REQUIRED_COLUMNS = (
+    "name",
+    "pid",
+    "tid",
+    "start_ns",
+    "end_ns",
+    "cpu_ns",
+    "gpu_start_ns",
+    "proj_ns",
+    "kernel_ns",
+    "gpu_busy_ns",
+    "gpu_idle_ns",
+)
+
+
+@dataclass
+class StageTimes:
+    """Totals over a set of range instances (ns) and the FLOPs/bytes they computed."""
+
+    instances: int = 0
+    busy_ns: int = 0
+    proj_ns: int = 0
+    kernel_ns: int = 0
+    cpu_ns: int = 0
+    idle_ns: int = 0
+    gpu_ops: int = 0
+    flops: int | None = None
+    bytes: int | None = None
+    first_start_ns: int | None = None
+    first_gpu_start_ns: int | None = None
+
+    def time(self, base: str) -> int:
+        return {
+            "busy": self.busy_ns,
+            "proj": self.proj_ns,
+            "kernel": self.kernel_ns,
+            "cpu": self.cpu_ns,
+        }[base]
+
+
+@dataclass
+class MfuResult:
+    """What ``mfu`` computed.
+
+    ``stages``: one row per stage (wide: every time base, rate and ratio; the JSON/CSV table).
+    ``decode``: one row per time base for the decode stage (tokens/s, per-step time, MBU).
+    """
+
+    stages: pl.DataFrame
+    decode: pl.DataFrame
+    peak: PeakChoice
+    notes: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --- exact ratios ----------------------------------------------------------------------------
+
+
+def tflops_rate(flops: int | None, time_ns: int | None) -> float | None:
+    """Achieved TFLOP/s = FLOPs / time (None when either is missing or time is 0)."""
+    if flops is None or not time_ns:
+        return None
+    return float(Fraction(flops) / (Fraction(time_ns, 10**9) * 10**12))
+
+
+def utilisation_pct(
+    count: int | None, peak: float | None, unit: int, time_ns: int | None
+) -> float | None:
+    """100 × count / (peak × unit × time) in percent: MFU with FLOPs, peak TFLOP/s and
+    ``unit=10**12``; MBU with bytes, peak GB/s and ``unit=10**9``."""
+    if count is None or not time_ns or not peak:
+        return None
+    return float(100 * Fraction(count) / (Fraction(peak) * unit * Fraction(time_ns, 10**9)))
+
+
+def gbps_rate(nbytes: int | None, time_ns: int | None) -> float | None:
+    """Achieved GB/s = bytes / time (10^9 B/s)."""
+    if nbytes is None or not time_ns:
+        return None
+    return float(Fraction(nbytes) / Fraction(time_ns))  # B/ns == GB/s
+
+
+# --- the range frame -------------------------------------------------------------------------
+
+
+def select_ranges(ranges: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """The range instances whose name is a stage name. When the launcher's ``dsocr`` domain
+    holds any of them, ranges of other domains are ignored (a library's own ``prefill``
+    range must not be counted)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in ranges.columns]
+    if missing:
+        raise TraceContentError(f"trace engine frame lacks columns {missing}")
+    sel = ranges.filter(pl.col("name").is_in(list(names)))
+    if "domain" in sel.columns and sel.height:
+        ours = sel.filter(pl.col("domain") == DOMAIN)
+        if ours.height:
+            sel = ours
+    return sel.sort("start_ns")
+
+
+def _contained(inner: pl.DataFrame, outer: pl.DataFrame) -> list[int | None]:
+    """For each row of ``inner``, the index (into ``outer``) of the range containing it on
+    the same thread (CPU time), or None."""
+    result: list[int | None] = []
+    outer_rows = outer.select("pid", "tid", "start_ns", "end_ns").rows()
+    for pid, tid, start, end in inner.select("pid", "tid", "start_ns", "end_ns").rows():
+        hit = None
+        for i, (opid, otid, ostart, oend) in enumerate(outer_rows):
+            if opid == pid and otid == tid and ostart <= start and end <= oend:
+                hit = i
+                break
+        result.append(hit)
+    return result
+
+
+def _top_level(frame: pl.DataFrame) -> list[bool]:
+    """Whether each range lies inside no other range of the frame on its thread (of two
+    with the same bounds, the first listed counts as the outer one)."""
+    rows = frame.select("pid", "tid", "start_ns", "end_ns").rows()
+    # sweep by (thread, start, longest first): a container always comes before what it holds
+    order = sorted(
+        range(len(rows)), key=lambda i: (rows[i][0], rows[i][1], rows[i][2], -rows[i][3], i)
+    )
+    flags = [True] * len(rows)
+    thread, reach = None, None
+    for i in order:
+        pid, tid, _start, end = rows[i]
+        if (pid, tid) != thread:
+            thread, reach = (pid, tid), end
+            continue
+        if reach is not None and end <= reach:
+            flags[i] = False
+        else:
+            reach = end
+    return flags
+
+
+def _payloads(frame: pl.DataFrame) -> list[int | None]:
+    if "payload" not in frame.columns:
+        return [None] * frame.height
+    return [None if v is None else int(v) for v in frame["payload"].to_list()]
+
+
+def _totals(frame: pl.DataFrame) -> StageTimes:
+    if frame.height == 0:
+        return StageTimes()
+    sums = frame.select(
+        pl.len().alias("n"),
+        pl.col("gpu_busy_ns").fill_null(0).sum().alias("busy"),
+        pl.col("proj_ns").fill_null(0).sum().alias("proj"),
+        pl.col("kernel_ns").fill_null(0).sum().alias("kernel"),
+        pl.col("cpu_ns").fill_null(0).sum().alias("cpu"),
+        pl.col("gpu_idle_ns").fill_null(0).sum().alias("idle"),
+        (pl.col("gpu_ops").fill_null(0).sum() if "gpu_ops" in frame.columns else pl.lit(0)).alias(
+            "ops"
+        ),
+        pl.col("start_ns").min().alias("first"),
+        pl.col("gpu_start_ns").min().alias("first_gpu"),
+    ).row(0, named=True)
+    return StageTimes(
+        instances=int(sums["n"]),
+        busy_ns=int(sums["busy"]),
+        proj_ns=int(sums["proj"]),
+        kernel_ns=int(sums["kernel"]),
+        cpu_ns=int(sums["cpu"]),
+        idle_ns=int(sums["idle"]),
+        gpu_ops=int(sums["ops"] or 0),
+        first_start_ns=sums["first"],
+        first_gpu_start_ns=sums["first_gpu"],
+    )
+
+
+def _sum_opt(values: Sequence[int | None]) -> int | None:
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+# --- configuration check ---------------------------------------------------------------------
+
+
+def check_config(
+    static: StaticCompute,
+    stage_frames: dict[str, pl.DataFrame],
+    requests: pl.DataFrame,
+) -> list[str]:
+    """Compare the static configuration with the trace; return one line per mismatch.
+
+    Checked where both sides know the value: prefill payload vs ``prefill_tokens``, vision
+    payloads vs ``views``, decode ranges per request vs ``decode_steps``."""
+    cfg = static.config
+    problems: list[str] = []
+
+    def compare(field_name: str, expected: Any, seen: set[int], what: str) -> None:
+        seen = {v for v in seen if v is not None}
+        if expected is None or not seen or seen == {expected}:
+            return
+        shown = ", ".join(str(v) for v in sorted(seen))
+        problems.append(f"static config {field_name}={expected} but the trace's {what} say {shown}")
+
+    prefill = stage_frames.get("prefill")
+    if prefill is not None:
+        compare(
+            "prefill_tokens", cfg.get("prefill_tokens"), set(_payloads(prefill)), "prefill payloads"
+        )
+    for part in VISION_PARTS:
+        frame = stage_frames.get(part)
+        if frame is not None:
+            compare("views", cfg.get("views"), set(_payloads(frame)), f"{part} payloads")
+    decode = stage_frames.get("decode")
+    if decode is not None and cfg.get("decode_steps") is not None:
+        counts = decode_steps_per_request(decode, requests, prefill)
+        compare("decode_steps", cfg["decode_steps"], set(counts), "decode ranges per request")
+    return problems
+
+
+def decode_steps_per_request(
+    decode: pl.DataFrame, requests: pl.DataFrame, prefill: pl.DataFrame | None
+) -> list[int]:
+    """Decode range count per request: per ``request`` range when the trace has them, else per
+    ``prefill`` (each decode step belongs to the latest prefill that started before it)."""
+    if requests.height:
+        owners = _contained(decode, requests)
+        counts = [0] * requests.height
+        for o in owners:
+            if o is not None:
+                counts[o] += 1
+        return counts
+    if prefill is None or prefill.height == 0:
+        return []
+    starts = sorted(prefill["start_ns"].to_list())
+    counts = [0] * len(starts)
+    for s in decode["start_ns"].to_list():
+        idx = max((i for i, p in enumerate(starts) if p <= s), default=None)
+        if idx is not None:
+            counts[idx] += 1
+    return counts
+
+
+# --- the computation -------------------------------------------------------------------------
+
+
+def _static_counts(
+    stage: StageCompute | None,
+    frame: pl.DataFrame,
+    is_decode: bool,
+    notes: list[str],
+    static: StaticCompute,
+) -> tuple[int | None, int | None, list[int | None] | None, list[int | None] | None]:
+    """Total FLOPs and bytes over the instances in ``frame`` and the per-instance values."""
+    if stage is None:
+        return None, None, None, None
+    n = frame.height
+    per_flops: list[int | None] = [stage.flops] * n
+    per_bytes: list[int | None] = [stage.bytes] * n
+    if is_decode and n:
+        payloads = _payloads(frame)
+        with_payload = sum(p is not None for p in payloads)
+        coeff = stage.per_step
+        cfg = static.config
+        mode = cfg.get("decode_context_mode", "unspecified")
+        ctx = cfg.get("decode_context_tokens")
+        if coeff is not None and with_payload:
+            per_flops = [coeff.flops(p) if p is not None else stage.flops for p in payloads]
+            has_bytes = coeff.bytes_base or coeff.bytes_per_context
+            per_bytes = [
+                coeff.bytes(p) if (p is not None and has_bytes) else stage.bytes for p in payloads
+            ]
+            ctxs = [p for p in payloads if p is not None]
+            notes.append(
+                f"decode FLOPs{' and bytes' if has_bytes else ''} computed per step from the "
+                f"static per_step coefficients and each decode range's context-length payload "
+                f"({with_payload} of {n} steps, context {min(ctxs)}..{max(ctxs)} tokens)"
+            )
+            if with_payload < n:
+                notes.append(
+                    f"{n - with_payload} decode ranges carry no payload: the static per-step "
+                    f"figure (context mode {mode}) is used for them"
+                )
+        else:
+            why = (
+                "carry no context-length payloads"
+                if not with_payload
+                else ("have payloads but the static file has no per_step coefficients")
+            )
+            notes.append(
+                f"decode ranges {why}: decode FLOPs/bytes = {n} steps × the static per-step "
+                f"figure computed for context mode {mode!r}"
+                + (f" ({ctx} context tokens)" if ctx is not None else "")
+            )
+    return _sum_opt(per_flops), _sum_opt(per_bytes), per_flops, per_bytes
+
+
+def _row(
+    stage: str,
+    kind: str,
+    t: StageTimes,
+    peak: PeakChoice,
+    ridge: float | None,
+    decode_steps: int | None = None,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "stage": stage,
+        "kind": kind,
+        "instances": t.instances,
+        "first_start_ns": t.first_start_ns,
+        "first_gpu_start_ns": t.first_gpu_start_ns,
+        "gpu_ops": t.gpu_ops,
+        "busy_ns": t.busy_ns,
+        "proj_ns": t.proj_ns,
+        "kernel_ns": t.kernel_ns,
+        "cpu_ns": t.cpu_ns,
+        "idle_ns": t.idle_ns,
+        "gpu_idle_pct": (100.0 * t.idle_ns / t.proj_ns) if t.proj_ns else None,
+        "total_flops": t.flops,
+        "total_bytes": t.bytes,
+    }
+    for base in TIME_BASES:
+        time_ns = t.time(base)
+        row[f"{base}_tflops"] = tflops_rate(t.flops, time_ns)
+        row[f"mfu_{base}_pct"] = utilisation_pct(t.flops, peak.peak_tflops, TERA, time_ns)
+    for base in TIME_BASES:
+        time_ns = t.time(base)
+        row[f"{base}_gbps"] = gbps_rate(t.bytes, time_ns)
+        row[f"mbu_{base}_pct"] = utilisation_pct(t.bytes, peak.peak_gbps, GIGA, time_ns)
+    intensity = float(Fraction(t.flops, t.bytes)) if t.flops is not None and t.bytes else None
+    row["intensity_flop_per_byte"] = intensity
+    row["ridge_flop_per_byte"] = ridge
+    row["bound"] = (
+        None
+        if intensity is None or ridge is None
+        else ("compute" if intensity >= ridge else "memory")
+    )
+    # Attainable rate under the roofline, and how much of it the busy time achieved.
+    if intensity is not None and peak.peak_tflops and peak.peak_gbps:
+        attainable = min(peak.peak_tflops, intensity * peak.peak_gbps / 1e3)
+        row["attainable_tflops"] = attainable
+        busy = row["busy_tflops"]
+        row["attainable_busy_pct"] = 100.0 * busy / attainable if busy is not None else None
+    else:
+        row["attainable_tflops"] = None
+        row["attainable_busy_pct"] = None
+    steps = decode_steps if decode_steps is not None else None
+    row["decode_steps"] = steps
+    for base in TIME_BASES:
+        time_ns = t.time(base)
+        row[f"tokens_per_s_{base}"] = (
+            float(Fraction(steps * 10**9, time_ns)) if steps and time_ns else None
+        )
+    return row
+
+
+_SCHEMA: dict[str, Any] = {
+    "stage": pl.String,
+    "kind": pl.String,
+    "instances": pl.Int64,
+    "first_start_ns": pl.Int64,
+    "first_gpu_start_ns": pl.Int64,
+    "gpu_ops": pl.Int64,
+    "busy_ns": pl.Int64,
+    "proj_ns": pl.Int64,
+    "kernel_ns": pl.Int64,
+    "cpu_ns": pl.Int64,
+    "idle_ns": pl.Int64,
+    "gpu_idle_pct": pl.Float64,
+    "total_flops": pl.Int64,
+    "total_bytes": pl.Int64,
+    **{f"{b}_tflops": pl.Float64 for b in TIME_BASES},
+    **{f"mfu_{b}_pct": pl.Float64 for b in TIME_BASES},
+    **{f"{b}_gbps": pl.Float64 for b in TIME_BASES},
+    **{f"mbu_{b}_pct": pl.Float64 for b in TIME_BASES},
+    "intensity_flop_per_byte": pl.Float64,
+    "ridge_flop_per_byte": pl.Float64,
+    "bound": pl.String,
+    "attainable_tflops": pl.Float64,
+    "attainable_busy_pct": pl.Float64,
+    "decode_steps": pl.Int64,
+    **{f"tokens_per_s_{b}": pl.Float64 for b in TIME_BASES},
+}
+
+
+def compute_mfu(
+    ranges: pl.DataFrame,
+    static: StaticCompute,
+    peak: PeakChoice,
+    *,
+    allow_mismatch: bool = False,
+) -> MfuResult:
+    """Per-stage MFU/MBU from a frame of counted NVTX range instances.
+
+    ``ranges`` has the trace engine's ``Trace.ranges()`` columns (warm-up already excluded or
+    not, as the caller chose). Raises :class:`StageNotFoundError` when no stage name occurs,
+    :class:`TraceContentError` for a stage whose every instance has zero length, and
+    :class:`ConfigMismatchError` when the static configuration does not describe the trace
+    (unless ``allow_mismatch``).
+    """
+    notes: list[str] = list(peak.notes)
+    stage_names = list(PIPELINE) + [s for s in static.stages if s not in PIPELINE]
+    sel = select_ranges(ranges, [*stage_names, "request"])
+    requests = sel.filter(pl.col("name") == "request")
+    sel = sel.filter(pl.col("name") != "request")
+    present = [s for s in stage_names if sel.filter(pl.col("name") == s).height]
+    if not present:
+        found = sorted(set(ranges["name"].drop_nulls().to_list())) if ranges.height else []
+        shown = ", ".join(found[:12]) + (", ..." if len(found) > 12 else "")
+        raise StageNotFoundError(
+            f"the trace has no NVTX range named {', '.join(stage_names)} "
+            f"(ranges found: {shown or 'none'}); profile with `dsocr-nsys profile` so the "
+            "launcher's ranges are recorded"
+        )
+    frames = {s: sel.filter(pl.col("name") == s).sort("start_ns") for s in present}
+
+    for s, f in frames.items():
+        if int(f["cpu_ns"].fill_null(0).sum()) == 0 and int(f["proj_ns"].fill_null(0).sum()) == 0:
+            raise TraceContentError(
+                f"stage {s!r} has zero length in all {f.height} counted instance(s) "
+                "(CPU range and GPU span 0 ns): no rate can be computed; check the NVTX "
+                "push/pop placement around the stage"
+            )
+
+    problems = check_config(static, frames, requests)
+    if problems:
+        if not allow_mismatch:
+            raise ConfigMismatchError(
+                f"{problems[0]}; regenerate the static file for this run "
+                "(`dsocr-nsys static`) or pass --allow-mismatch"
+            )
+        notes.extend(f"--allow-mismatch: {p}" for p in problems)
+
+    ridge = peak.ridge_flops_per_byte
+    rows: list[dict[str, Any]] = []
+    per_instance_flops: dict[str, list[int | None]] = {}
+    per_instance_bytes: dict[str, list[int | None]] = {}
+    totals: dict[str, StageTimes] = {}
+    for s in present:
+        frame = frames[s]
+        t = _totals(frame)
+        stage = static.stage(s)
+        flops, nbytes, per_f, per_b = _static_counts(stage, frame, s == "decode", notes, static)
+        t.flops, t.bytes = flops, nbytes
+        totals[s] = t
+        if per_f is not None and per_b is not None:
+            per_instance_flops[s] = per_f
+            per_instance_bytes[s] = per_b
+        if stage is None:
+            notes.append(f"{s}: not in the static file, time only")
+        else:
+            zero = [BASE_TITLE[b] for b in TIME_BASES if t.time(b) == 0]
+            if zero:
+                notes.append(
+                    f"{s}: {', '.join(zero)} 0 ns (no GPU work recorded in the range?): "
+                    "rates on those time bases are left empty"
+                )
+    missing = [s for s in static.stages if s not in present]
+    if missing:
+        notes.append(f"static stages not in the trace (no row): {', '.join(missing)}")
+
+    vision_present = [p for p in VISION_PARTS if p in totals]
+
+    # vision nested in prefill: which vision instances sit inside a prefill range
+    nested: dict[str, list[bool]] = {}
+    if "prefill" in frames:
+        for p in vision_present:
+            owners = _contained(frames[p], frames["prefill"])
+            nested[p] = [o is not None for o in owners]
+    any_nested = any(any(v) for v in nested.values())
+
+    for s in present:
+        if s == "prefill":
+            continue
+        rows.append(
+            _row(
+                s,
+                "range",
+                totals[s],
+                peak,
+                ridge,
+                decode_steps=totals[s].instances if s == "decode" else None,
+            )
+        )
+    if vision_present:
+        rows.append(
+            _row(
+                "vision", "sam+clip+projector", _vision_totals(totals, vision_present), peak, ridge
+            )
+        )
+    if "prefill" in totals:
+        rows.extend(
+            _prefill_rows(
+                totals, frames, nested, per_instance_flops, per_instance_bytes, peak, ridge, notes
+            )
+        )
+    if vision_present and "prefill" in totals and not any_nested:
+        notes.append(
+            "vision ranges are not nested in prefill ranges: prefill's time and FLOPs are "
+            "the LLM's only"
+        )
+    # order: vision parts, vision, prefill rows, decode, others, then the total
+    order = {
+        name: i
+        for i, name in enumerate([*VISION_PARTS, "vision", "prefill", "llm_prefill", "decode"])
+    }
+    rows.sort(key=lambda r: order.get(r["stage"], len(order)))
+
+    total_row, total_note = _total_row(sel, frames, totals, requests, peak, ridge)
+    rows.append(total_row)
+    notes.append(total_note)
+
+    stages = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
+    decode = decode_table(totals.get("decode"), peak)
+    meta = {
+        "peak_gpu": peak.gpu,
+        "peak_tflops": peak.peak_tflops,
+        "peak_tflops_source": peak.tflops_source,
+        "peak_gbps": peak.peak_gbps,
+        "peak_gbps_source": peak.gbps_source,
+        "ridge_flop_per_byte": ridge,
+        "peak_citation": peak.citation,
+        "detected_gpu": peak.detected_name,
+    }
+    return MfuResult(stages=stages, decode=decode, peak=peak, notes=notes, meta=meta)
+
+
+def _vision_totals(totals: dict[str, StageTimes], parts: Sequence[str]) -> StageTimes:
+    """vision = sam + clip + projector: sums of the parts' totals (instances = the largest
+    part's count, one vision pass runs each part once)."""
+    ts = [totals[p] for p in parts]
+    starts = [t.first_start_ns for t in ts if t.first_start_ns is not None]
+    gstarts = [t.first_gpu_start_ns for t in ts if t.first_gpu_start_ns is not None]
+    return StageTimes(
+        instances=max(t.instances for t in ts),
+        busy_ns=sum(t.busy_ns for t in ts),
+        proj_ns=sum(t.proj_ns for t in ts),
+        kernel_ns=sum(t.kernel_ns for t in ts),
+        cpu_ns=sum(t.cpu_ns for t in ts),
+        idle_ns=sum(t.idle_ns for t in ts),
+        gpu_ops=sum(t.gpu_ops for t in ts),
+        flops=_sum_opt([t.flops for t in ts]),
+        bytes=_sum_opt([t.bytes for t in ts]),
+        first_start_ns=min(starts) if starts else None,
+        first_gpu_start_ns=min(gstarts) if gstarts else None,
+    )
+
+
+def _prefill_rows(
+    totals: dict[str, StageTimes],
+    frames: dict[str, pl.DataFrame],
+    nested: dict[str, list[bool]],
+    per_instance_flops: dict[str, list[int | None]],
+    per_instance_bytes: dict[str, list[int | None]],
+    peak: PeakChoice,
+    ridge: float | None,
+    notes: list[str],
+) -> list[dict[str, Any]]:
+    """``prefill`` (the NVTX range as measured) and, when vision ranges are nested in it,
+    ``llm_prefill`` (the range minus its nested vision ranges).
+
+    The static ``prefill`` entry is the LLM forward only, so the ``prefill`` row's FLOPs are
+    the LLM's plus those of the vision instances nested in it: the range's time and the
+    FLOPs done in it then cover the same work."""
+    base = totals["prefill"]
+    rows = []
+    nested_frames = {
+        p: frames[p].filter(pl.Series(flags)) for p, flags in nested.items() if any(flags)
+    }
+    if not nested_frames:
+        rows.append(_row("prefill", "range", base, peak, ridge))
+        return rows
+    nested_times = {p: _totals(f) for p, f in nested_frames.items()}
+    vision_flops: list[int | None] = []
+    vision_bytes: list[int | None] = []
+    for p, flags in nested.items():
+        per_f = per_instance_flops.get(p, [None] * len(flags))
+        per_b = per_instance_bytes.get(p, [None] * len(flags))
+        vision_flops.append(_sum_opt([f for f, k in zip(per_f, flags, strict=True) if k]))
+        vision_bytes.append(_sum_opt([b for b, k in zip(per_b, flags, strict=True) if k]))
+    nv_flops = _sum_opt(vision_flops)
+    nv_bytes = _sum_opt(vision_bytes)
+    incl = StageTimes(**{**base.__dict__})
+    incl.flops = None if base.flops is None or nv_flops is None else base.flops + nv_flops
+    incl.bytes = None if base.bytes is None or nv_bytes is None else base.bytes + nv_bytes
+    rows.append(_row("prefill", "range incl. vision", incl, peak, ridge))
+    llm = StageTimes(
+        instances=base.instances,
+        busy_ns=base.busy_ns - sum(t.busy_ns for t in nested_times.values()),
+        proj_ns=base.proj_ns - sum(t.proj_ns for t in nested_times.values()),
+        kernel_ns=base.kernel_ns - sum(t.kernel_ns for t in nested_times.values()),
+        cpu_ns=base.cpu_ns - sum(t.cpu_ns for t in nested_times.values()),
+        gpu_ops=base.gpu_ops - sum(t.gpu_ops for t in nested_times.values()),
+        flops=base.flops,
+        bytes=base.bytes,
+        first_start_ns=base.first_start_ns,
+        first_gpu_start_ns=base.first_gpu_start_ns,
+    )
+    llm.idle_ns = llm.proj_ns - llm.busy_ns
+    rows.append(_row("llm_prefill", "prefill minus nested vision", llm, peak, ridge))
+    notes.append(
+        "prefill row = the prefill NVTX range as measured (vision nested inside): its FLOPs "
+        "are the static LLM prefill plus the nested vision stages'; llm_prefill = prefill "
+        "minus the nested sam/clip/projector ranges on every time base, with the LLM-only FLOPs"
+    )
+    if incl.flops is None and base.flops is not None:
+        notes.append(
+            "prefill (incl. vision): a nested vision stage has no static FLOPs, so the "
+            "row's FLOPs are left empty; read llm_prefill"
+        )
+    return rows
+
+
+def _total_row(
+    sel: pl.DataFrame,
+    frames: dict[str, pl.DataFrame],
+    totals: dict[str, StageTimes],
+    requests: pl.DataFrame,
+    peak: PeakChoice,
+    ridge: float | None,
+) -> tuple[dict[str, Any], str]:
+    """The whole request: times of the ``request`` ranges when the trace has them, else the
+    sum over top-level stage ranges (those inside no other stage range). FLOPs are each
+    counted stage instance's own static figure once (the static prefill is LLM-only, so
+    nothing is counted twice)."""
+    counted = [s for s, t in totals.items() if t.flops is not None]
+    no_static = [s for s, t in totals.items() if t.flops is None]
+    flops = sum(totals[s].flops or 0 for s in counted) if counted else None
+    has_bytes = [s for s in counted if totals[s].bytes is not None]
+    all_bytes = bool(counted) and has_bytes == counted
+    nbytes = sum(totals[s].bytes or 0 for s in has_bytes) if all_bytes else None
+    if requests.height:
+        t = _totals(requests)
+        name, kind = "request", "request ranges"
+        note = (
+            f"request row: {requests.height} request range(s); FLOPs = sum over the stages "
+            "with static figures"
+        )
+        # stage instances outside every request would inflate FLOPs: count only those inside
+        inside = 0
+        for s in counted:
+            owners = _contained(frames[s], requests)
+            inside += sum(o is not None for o in owners)
+        total_instances = sum(frames[s].height for s in counted)
+        if inside != total_instances:
+            note += f" ({total_instances - inside} stage instances lie outside request ranges)"
+    else:
+        top = sel.filter(pl.Series(_top_level(sel)))
+        t = _totals(top)
+        name, kind = "total", "sum of top-level stages"
+        note = (
+            "no request ranges in the trace: the total row sums the top-level stage ranges "
+            f"({', '.join(sorted(set(top['name'].to_list())))}), gaps between them excluded"
+        )
+    if no_static:
+        note += f"; {', '.join(no_static)} have no static FLOPs and add time only"
+    t.flops, t.bytes = flops, nbytes
+    return _row(name, kind, t, peak, ridge), note
+
+
+def decode_table(t: StageTimes | None, peak: PeakChoice) -> pl.DataFrame:
+    """Decode per time base: steps, mean step time, tokens/s (one token per step), achieved
+    TFLOP/s and MFU, achieved GB/s and MBU."""
+    schema = {
+        "time_base": pl.String,
+        "steps": pl.Int64,
+        "time_ns": pl.Int64,
+        "step_mean_ns": pl.Float64,
+        "tokens_per_s": pl.Float64,
+        "total_flops": pl.Int64,
+        "achieved_tflops": pl.Float64,
+        "mfu_pct": pl.Float64,
+        "total_bytes": pl.Int64,
+        "achieved_gbps": pl.Float64,
+        "mbu_pct": pl.Float64,
+    }
+    if t is None or t.instances == 0:
+        return pl.DataFrame(schema=schema)
+    rows = []
+    for base in TIME_BASES:
+        time_ns = t.time(base)
+        rows.append(
+            {
+                "time_base": base,
+                "steps": t.instances,
+                "time_ns": time_ns,
+                "step_mean_ns": time_ns / t.instances,
+                "tokens_per_s": float(Fraction(t.instances * 10**9, time_ns)) if time_ns else None,
+                "total_flops": t.flops,
+                "achieved_tflops": tflops_rate(t.flops, time_ns),
+                "mfu_pct": utilisation_pct(t.flops, peak.peak_tflops, TERA, time_ns),
+                "total_bytes": t.bytes,
+                "achieved_gbps": gbps_rate(t.bytes, time_ns),
+                "mbu_pct": utilisation_pct(t.bytes, peak.peak_gbps, GIGA, time_ns),
+            }
+        )
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def nsys_rep_for(trace_path: Path) -> Path:
+    """The ``.nsys-rep`` report beside an export (same stem), to open in the GUI."""
+    return trace_path.with_suffix(".nsys-rep")

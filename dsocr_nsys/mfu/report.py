@@ -1,0 +1,217 @@
+"""``dsocr-nsys mfu`` end to end: open the trace and the static file, choose the peak, compute,
+and shape the result as :class:`~dsocr_nsys.output.Report` objects or a folder of files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import polars as pl
+
+from ..output import Report, render, write_atomic
+from ..static.format import load_static
+from .compute import MfuResult, compute_mfu, nsys_rep_for
+from .peaks import TraceGpu, choose_peak
+
+TITLE = "dsocr-nsys mfu: model FLOPs and bandwidth utilisation per stage"
+
+MFU_COLUMNS = [
+    "stage",
+    "instances",
+    "total_flops",
+    "busy_tflops",
+    "mfu_busy_pct",
+    "proj_tflops",
+    "mfu_proj_pct",
+    "kernel_tflops",
+    "mfu_kernel_pct",
+    "cpu_tflops",
+    "mfu_cpu_pct",
+]
+TIME_COLUMNS = [
+    "stage",
+    "kind",
+    "instances",
+    "gpu_ops",
+    "busy_ns",
+    "proj_ns",
+    "kernel_ns",
+    "cpu_ns",
+    "gpu_idle_pct",
+]
+ROOFLINE_COLUMNS = [
+    "stage",
+    "total_flops",
+    "total_bytes",
+    "intensity_flop_per_byte",
+    "bound",
+    "busy_gbps",
+    "mbu_busy_pct",
+    "proj_gbps",
+    "mbu_proj_pct",
+    "attainable_tflops",
+    "attainable_busy_pct",
+]
+TIMELINE_COLUMNS = ["stage", "first_start_ns", "first_gpu_start_ns"]
+PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_roofline.png")
+
+
+def analyse(
+    trace_path: str | Path,
+    static_path: str | Path,
+    *,
+    gpu: str | None = None,
+    peak_tflops: float | None = None,
+    peak_gbps: float | None = None,
+    allow_mismatch: bool = False,
+    include_warmup: bool = False,
+    env: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> MfuResult:
+    """Join a trace's per-stage times with a static-compute file (see :func:`compute_mfu`)."""
+    from ..trace import open_trace  # the trace engine; imported here so peaks/compute stand alone
+
+    say = progress or (lambda _msg: None)
+    static = load_static(static_path)  # fail fast on a bad static file before reading the trace
+    say(f"reading {trace_path}")
+    trace = open_trace(trace_path)
+    info = trace.info()
+    ranges = trace.ranges(include_warmup=include_warmup)
+    # the GPUs the ranges' work ran on, when the engine says (a mixed machine: only those count)
+    used: set[int] = set()
+    if "device_ids" in ranges.columns:
+        for ids in ranges["device_ids"].drop_nulls().to_list():
+            used.update(i for i in ids if i is not None)
+    gpus = [
+        TraceGpu(
+            name=g.name,
+            sm_count=getattr(g, "sm_count", None),
+            memory_bandwidth_bps=getattr(g, "memory_bandwidth_bps", None),
+        )
+        for g in info.gpus
+        if g.name and (not used or g.id in used)
+    ]
+    peak = choose_peak(
+        gpus,
+        gpu=gpu,
+        peak_tflops=peak_tflops,
+        peak_gbps=peak_gbps,
+        env=os.environ if env is None else env,
+    )
+    result = compute_mfu(ranges, static, peak, allow_mismatch=allow_mismatch)
+    path = Path(trace_path)
+    rep = nsys_rep_for(path)
+    result.meta = {
+        "trace": str(path),
+        "nsys_rep": str(rep),
+        "static": str(static_path),
+        "config": ", ".join(f"{k}={v}" for k, v in static.config.items()) or None,
+        "warmup": "included" if include_warmup else "excluded",
+        **result.meta,
+    }
+    if not rep.exists():
+        result.notes.append(
+            f"{rep.name} is not beside the export; open the .nsys-rep this export came from"
+        )
+    dtype = str(static.config.get("dtype", "")).lower()
+    if dtype and dtype not in ("bfloat16", "bf16", "float16", "fp16", "half"):
+        result.notes.append(
+            f"static dtype is {dtype}: MFU is still against the dense BF16 tensor peak; pass "
+            "--peak-tflops for this dtype's peak"
+        )
+    if include_warmup:
+        result.notes.append("--include-warmup: instances inside `warmup` ranges are counted")
+    return result
+
+
+def _subset(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    return frame.select([c for c in columns if c in frame.columns])
+
+
+def display_report(result: MfuResult) -> Report:
+    """The human view (``table``/``md``): MFU first, then times, roofline, decode, timeline."""
+    tables = {
+        "mfu": _subset(result.stages, MFU_COLUMNS),
+        "time": _subset(result.stages, TIME_COLUMNS),
+        "roofline": _subset(result.stages, ROOFLINE_COLUMNS),
+    }
+    if result.decode.height:
+        tables["decode"] = result.decode
+    tables["timeline"] = _subset(
+        result.stages.filter(pl.col("first_start_ns").is_not_null()), TIMELINE_COLUMNS
+    )
+    return Report(tables=tables, notes=result.notes, meta=_meta_for_humans(result), title=TITLE)
+
+
+def data_report(result: MfuResult) -> Report:
+    """The machine view (``json``/``csv``): the wide per-stage table (every column), decode."""
+    tables = {"stages": result.stages, "decode": result.decode}
+    return Report(tables=tables, notes=result.notes, meta=result.meta, title=TITLE)
+
+
+def report_for(result: MfuResult, fmt: str) -> Report:
+    """The report a format shows: split tables for people, the wide table for machines."""
+    return data_report(result) if fmt in ("json", "csv") else display_report(result)
+
+
+def _meta_for_humans(result: MfuResult) -> dict[str, object]:
+    m = dict(result.meta)
+    peak = result.peak
+    if peak.peak_gbps and peak.tflops_source == peak.gbps_source:
+        m["peak"] = (
+            f"{peak.peak_tflops:g} TFLOP/s dense BF16, {peak.peak_gbps:g} GB/s "
+            f"({peak.tflops_source})"
+        )
+    else:
+        m["peak"] = f"{peak.peak_tflops:g} TFLOP/s dense BF16 ({peak.tflops_source}); " + (
+            f"{peak.peak_gbps:g} GB/s ({peak.gbps_source})" if peak.peak_gbps else "no GB/s"
+        )
+    for key in ("peak_tflops", "peak_tflops_source", "peak_gbps", "peak_gbps_source"):
+        m.pop(key, None)
+    if m.get("ridge_flop_per_byte") is not None:
+        m["ridge_flop_per_byte"] = f"{m['ridge_flop_per_byte']:.1f} FLOP/byte"
+    if "nsys_rep" in m:
+        m["open_in_nsight_systems"] = m.pop("nsys_rep")
+    return {k: v for k, v in m.items() if v is not None}
+
+
+def markdown(result: MfuResult, plots: list[Path] | None = None) -> str:
+    """``mfu.md``: the human report as Markdown, with how to find each stage on the timeline
+    and the plots embedded."""
+    text = render(display_report(result), "md")
+    lines = [text.rstrip(), ""]
+    rep = result.meta.get("nsys_rep")
+    if rep:
+        lines += [
+            "## Find it in Nsight Systems",
+            "",
+            f"Open `{rep}` in the Nsight Systems GUI. The timeline table gives, per stage,",
+            "the start of its first counted instance: the CPU-side NVTX range start and the",
+            "start of its first GPU operation, on the export's clock (ns from the start of the",
+            "capture session, the timeline's origin), shown in ms.",
+            "",
+        ]
+    if plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in plots]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_dir(result: MfuResult, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
+    """Write ``mfu.md``, ``mfu.json``, ``mfu.csv`` and the PNG plots into ``out_dir``
+    (atomically, file by file). Returns the paths written."""
+    out = Path(out_dir)
+    written: list[Path] = []
+    pngs: list[Path] = []
+    if plots:
+        from .plot import write_plots  # matplotlib only when plots are asked for
+
+        pngs = write_plots(result, out)
+    written += pngs
+    data = data_report(result)
+    written.append(write_atomic(out / "mfu.json", render(data, "json")))
+    written.append(write_atomic(out / "mfu.csv", render(data, "csv")))
+    written.append(write_atomic(out / "mfu.md", markdown(result, pngs)))
+    return written

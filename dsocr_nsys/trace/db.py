@@ -1,0 +1,140 @@
+"""The one place that reads an Nsight Systems SQLite export.
+
+The export is attached read-only to an in-process DuckDB connection as schema ``t`` through
+DuckDB's ``sqlite`` extension. The extension is not downloaded: the binary shipped in the PyPI
+package ``duckdb-extension-sqlite-scanner`` (pinned to the exact ``duckdb`` version) is loaded
+from disk, with DuckDB's automatic extension install/load switched off. Every query in ``sql/``
+reads ``t.<TABLE>`` only, so another way of reading SQLite (for instance Python ``sqlite3`` →
+Arrow → DuckDB views in a schema ``t``) can replace :func:`connect` without touching them.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from ..errors import InputFileError, TraceContentError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+EXPORT_HINT = "export the report with `nsys export --type sqlite REPORT.nsys-rep`"
+
+
+def extension_path() -> Path:
+    """Path of the sqlite extension binary shipped for the installed ``duckdb`` version."""
+    try:
+        import duckdb_extension_sqlite_scanner as pkg
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise InputFileError(
+            "DuckDB's sqlite extension package is missing; "
+            "install it with `pip install duckdb-extension-sqlite-scanner=="
+            + duckdb.__version__
+            + "`"
+        ) from exc
+    ext = resources.files(pkg) / "extensions" / f"v{duckdb.__version__}"
+    path = Path(str(ext)) / "sqlite_scanner.duckdb_extension"
+    if not path.is_file():  # pragma: no cover - version skew between the pinned pair
+        raise InputFileError(
+            f"no sqlite extension for duckdb {duckdb.__version__} at {path}; "
+            f"install duckdb-extension-sqlite-scanner=={duckdb.__version__}"
+        )
+    return path
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Raise :class:`InputFileError` unless ``path`` is a complete SQLite database file.
+
+    A file shorter than the page count its header declares is reported as truncated
+    (SQLite itself only notices when a query reaches a missing page).
+    """
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file; give the .sqlite file ({EXPORT_HINT})")
+    if not path.is_file():
+        raise InputFileError(f"{path}: not a file; give the .sqlite file ({EXPORT_HINT})")
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise InputFileError(
+            f"{path}: cannot be read ({exc.strerror}); check its permissions"
+        ) from exc
+    size = os.path.getsize(path)
+    if not header.startswith(SQLITE_MAGIC):
+        hint = (
+            EXPORT_HINT
+            if path.suffix in (".nsys-rep", ".qdrep")
+            else f"expected an nsys SQLite export; {EXPORT_HINT}"
+        )
+        raise InputFileError(f"{path}: not an SQLite file; {hint}")
+    if len(header) < 100:
+        raise InputFileError(f"{path}: truncated SQLite file ({size} bytes); export it again")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    page_count = int.from_bytes(header[28:32], "big")
+    # The in-header page count is valid only when "version-valid-for" equals the change counter.
+    if header[92:96] == header[24:28] and page_count and page_size * page_count > size:
+        raise InputFileError(
+            f"{path}: truncated SQLite file ({size:,} of {page_size * page_count:,} bytes); "
+            "copy or export it again"
+        )
+
+
+def connect(path: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the export attached read-only as schema ``t``.
+
+    Raises :class:`InputFileError` for files that are not (complete) SQLite databases and
+    :class:`TraceContentError` for SQLite files that are not Nsight Systems exports.
+    """
+    path = Path(path)
+    check_sqlite_file(path)
+    config: dict[str, object] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if threads:
+        config["threads"] = threads
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        con.execute(f"LOAD '{_quote(str(extension_path()))}'")
+        # ATTACH takes no bound parameters: the path goes in as a quoted string literal.
+        con.execute(f"ATTACH '{_quote(str(path.resolve()))}' AS t (TYPE sqlite, READ_ONLY)")
+        names = table_names(con)
+    except duckdb.Error as exc:
+        con.close()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(
+            f"{path}: cannot be read as SQLite ({first}); export it again"
+        ) from exc
+    if "StringIds" not in names and not names & {"META_DATA_EXPORT", "EXPORT_META_DATA"}:
+        con.close()
+        raise TraceContentError(
+            f"{path}: an SQLite file but not an Nsight Systems export (no StringIds or "
+            f"META_DATA_EXPORT table); {EXPORT_HINT}"
+        )
+    return con
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables in the attached export."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 't'"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def column_names(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """Column names of one table of the attached export (empty when the table is missing)."""
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 't' AND table_name = ?",
+        [table],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _quote(text: str) -> str:
+    """Escape a string for a single-quoted SQL literal."""
+    if "\x00" in text:
+        raise InputFileError("path contains a NUL byte")
+    return text.replace("'", "''")

@@ -1,0 +1,309 @@
+"""Per-range and per-stage GPU time from an Nsight Systems SQLite export, in DuckDB SQL.
+
+All the work is set-based SQL in ``sql/trace_*.sql``; this module only sequences the
+queries, checks what the export holds and turns results into polars frames. The export is
+read once per :class:`Trace`: the columns needed are materialised into DuckDB temp tables
+(``ops``, ``launches``, ``nvtx_range``, ...) on first use, and every later call queries those.
+See docs/trace-engine.md for the definitions and how they relate to ``nsys stats``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ..errors import InputFileError, StageNotFoundError, TraceContentError
+from ..sqlfiles import load_sql
+from . import db
+from .model import GpuInfo, TraceInfo
+
+KERNEL_TABLE = "CUPTI_ACTIVITY_KIND_KERNEL"
+RUNTIME_TABLE = "CUPTI_ACTIVITY_KIND_RUNTIME"
+OP_TABLES = {
+    KERNEL_TABLE: "trace_ops_kernel",
+    "CUPTI_ACTIVITY_KIND_MEMCPY": "trace_ops_memcpy",
+    "CUPTI_ACTIVITY_KIND_MEMSET": "trace_ops_memset",
+}
+NVTX_FLAG = (
+    "record with `nsys profile -t cuda,nvtx ...` and export with `nsys export --type sqlite`"
+)
+STAGE_BY = ("name", "domain")
+
+
+def open_trace(path: str | Path, threads: int | None = None) -> Trace:
+    """Open an ``nsys export --type sqlite`` file read-only.
+
+    Raises :class:`~dsocr_nsys.errors.InputFileError` when the path is missing, not SQLite or
+    truncated, :class:`~dsocr_nsys.errors.TraceContentError` when it is not an nsys export.
+    ``threads`` caps DuckDB's worker threads (default: all cores).
+    """
+    return Trace(Path(path), db.connect(Path(path), threads=threads))
+
+
+class Trace:
+    """One opened export. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        self.path = path
+        self._con = con
+        self._tables = db.table_names(con)
+        self._ops_loaded = False
+        self._ranges_loaded = False
+        self._bounds: tuple[int | None, int | None] = (None, None)
+        self._trace_busy_ns: int | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the DuckDB connection (the export itself was never opened for writing)."""
+        self._con.close()
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- query plumbing --------------------------------------------------------------------
+
+    def _run(self, name: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        try:
+            if params:
+                return self._con.execute(load_sql(name), params)
+            return self._con.execute(load_sql(name))
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if (
+                isinstance(exc, (duckdb.IOException, duckdb.InternalException))
+                or "sqlite" in first.lower()
+            ):
+                raise InputFileError(
+                    f"{self.path}: damaged or unreadable export ({first}); export it again"
+                ) from exc
+            raise
+
+    def _frame(self, name: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        return self._run(name, params).pl()
+
+    def has_table(self, table: str) -> bool:
+        """Whether the export holds ``table``."""
+        return table in self._tables
+
+    def _load_ops(self) -> None:
+        """Materialise GPU operations and the runtime calls that launched them (once)."""
+        if self._ops_loaded:
+            return
+        self._run("trace_ops")
+        for table, sql in OP_TABLES.items():
+            if self.has_table(table):
+                self._run(sql)
+        if self.has_table(RUNTIME_TABLE):
+            self._run("trace_launches")
+        else:
+            self._con.execute(
+                "CREATE OR REPLACE TEMP TABLE launches (global_tid BIGINT, start_ns BIGINT, "
+                "end_ns BIGINT, correlation_id BIGINT, global_pid BIGINT)"
+            )
+        first, last = self._run("trace_bounds").fetchone() or (None, None)
+        self._bounds = (first, last)
+        self._ops_loaded = True
+
+    def _require_kernels(self) -> None:
+        self._load_ops()
+        if not self.has_table(KERNEL_TABLE):
+            raise TraceContentError(
+                f"{self.path}: no CUDA kernels ({KERNEL_TABLE} table missing): the trace was "
+                f"recorded without CUDA tracing; {NVTX_FLAG}"
+            )
+        kernels = self._run("trace_op_counts").fetchone()[0]
+        if not kernels:
+            raise TraceContentError(
+                f"{self.path}: no CUDA kernels ({KERNEL_TABLE} is empty): nothing ran on the GPU "
+                "while profiling; check the profiled command and the capture range"
+            )
+
+    def _load_ranges(self) -> None:
+        """Materialise NVTX ranges, their nesting, op attribution and metrics (once)."""
+        if self._ranges_loaded:
+            return
+        if not self.has_table("NVTX_EVENTS"):
+            raise TraceContentError(
+                f"{self.path}: no NVTX_EVENTS table: the trace was recorded without NVTX; "
+                f"{NVTX_FLAG}"
+            )
+        self._require_kernels()
+        if not self.has_table(RUNTIME_TABLE):
+            raise TraceContentError(
+                f"{self.path}: no CUDA runtime calls ({RUNTIME_TABLE} missing), so GPU work cannot "
+                f"be attributed to NVTX ranges; {NVTX_FLAG}"
+            )
+        self._run("trace_nvtx_ranges", {"last_ns": self._bounds[1]})
+        if not self._run("trace_nvtx_bounds").fetchone()[2]:
+            raise TraceContentError(
+                f"{self.path}: the NVTX_EVENTS table holds no ranges; wrap the stages in NVTX "
+                "ranges (nvtx.annotate / torch.cuda.nvtx.range_push) and profile again"
+            )
+        for name in ("trace_range_tree", "trace_range_ops", "trace_range_metrics", "trace_ranges"):
+            self._run(name)
+        self._ranges_loaded = True
+
+    def _trace_busy(self) -> int:
+        if self._trace_busy_ns is None:
+            self._load_ops()
+            frame = self._frame("trace_gpu_busy")
+            self._trace_busy_ns = int(frame["busy_ns"].sum()) if frame.height else 0
+        return self._trace_busy_ns
+
+    def _known_names(self) -> list[str]:
+        rows = self._con.execute(
+            "SELECT name FROM range_all GROUP BY name ORDER BY min(start_ns)"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _check_names(self, names: list[str]) -> None:
+        known = self._known_names()
+        missing = [n for n in names if n not in set(known)]
+        if missing:
+            shown = ", ".join(known[:25]) + (
+                f", ... ({len(known)} names)" if len(known) > 25 else ""
+            )
+            raise StageNotFoundError(
+                f"no NVTX range named {', '.join(repr(m) for m in missing)} in {self.path.name}; "
+                f"known names: {shown}"
+            )
+
+    # --- public API ------------------------------------------------------------------------
+
+    def ranges(self, include_warmup: bool = False, names: list[str] | None = None) -> pl.DataFrame:
+        """One row per NVTX range instance (see docs/trace-engine.md for each column).
+
+        Times are integer ns. ``proj_ns``/``gpu_busy_ns``/``gpu_idle_ns`` are null for ranges
+        that launched no GPU operation. Warm-up ranges (``in_warmup``) are left out unless
+        ``include_warmup``; ``names`` keeps only ranges with those names (text without domain).
+        """
+        self._load_ranges()
+        if names:
+            self._check_names(list(names))
+        return self._con.execute(
+            "SELECT * FROM range_all WHERE ($include_warmup OR NOT in_warmup) "
+            "AND ($names IS NULL OR list_contains($names, name)) ORDER BY start_ns, range_id",
+            {"include_warmup": include_warmup, "names": list(names) if names else None},
+        ).pl()
+
+    def stages(
+        self, include_warmup: bool = False, by: str = "name", names: list[str] | None = None
+    ) -> pl.DataFrame:
+        """One row per stage (NVTX range name), split per process and per device set when the
+        trace has several. Columns: name, pid, device_ids, instances, gpu_instances, gpu_ops,
+        kernels, then ``{proj,busy,kernel,cpu,idle}_{total,mean,median,min,max,p90}_ns``,
+        gpu_pct, first_start_ns, first_gpu_start_ns.
+
+        ``by="domain"`` names stages as nsys does, ``domain:name`` (``:name`` for the default
+        domain).
+        """
+        if by not in STAGE_BY:
+            raise ValueError(f"by must be one of {STAGE_BY}, not {by!r}")
+        self._load_ranges()
+        if names:
+            self._check_names(list(names))
+        counted = self._con.execute(
+            "SELECT count(DISTINCT pid), count(DISTINCT device_ids) FILTER (WHERE gpus > 0), "
+            "max(gpus) FROM range_all WHERE $include_warmup OR NOT in_warmup",
+            {"include_warmup": include_warmup},
+        ).fetchone()
+        pids, device_sets, max_gpus = counted or (0, 0, 0)
+        split_pid = (pids or 0) > 1
+        # Per device only when one process spreads over several GPUs (else pid already splits).
+        split_device = not split_pid and ((device_sets or 0) > 1 or (max_gpus or 0) > 1)
+        frame = self._frame(
+            "trace_stages",
+            {
+                "include_warmup": include_warmup,
+                "names": list(names) if names else None,
+                "split_pid": split_pid,
+                "split_device": split_device,
+                "trace_busy_ns": self._trace_busy(),
+            },
+        )
+        if by == "domain":
+            domains = self._con.execute(
+                "SELECT name, any_value(domain) AS domain FROM range_all GROUP BY name"
+            ).pl()
+            frame = (
+                frame.join(domains, on="name", how="left")
+                .with_columns(
+                    (pl.col("domain").fill_null("") + pl.lit(":") + pl.col("name")).alias("name")
+                )
+                .drop("domain")
+            )
+        return frame
+
+    def kernels(
+        self, stage: str | None = None, top: int = 20, include_warmup: bool = False
+    ) -> pl.DataFrame:
+        """Kernels by total GPU time: name (demangled), short_name, instances, total_ns,
+        mean_ns, median_ns, min_ns, max_ns, stddev_ns, share_pct (of the scope's kernel time).
+
+        ``stage=None``: the whole trace (equals ``nsys stats -r cuda_gpu_kern_sum``). With a
+        stage: the kernels launched inside its (non-warm-up) instances, each counted once.
+        Raises :class:`~dsocr_nsys.errors.StageNotFoundError` for an unknown stage.
+        """
+        if top < 1:
+            raise ValueError("top must be at least 1")
+        if stage is None:
+            self._require_kernels()
+            return self._frame("trace_kernels", {"top": top})
+        self._load_ranges()
+        self._check_names([stage])
+        return self._frame(
+            "trace_stage_kernels",
+            {"stage": stage, "include_warmup": include_warmup, "top": top},
+        )
+
+    def info(self) -> TraceInfo:
+        """Exporter and schema version, GPUs, event counts and the trace's span."""
+        self._load_ops()
+        meta: dict[str, str] = {}
+        if self.has_table("META_DATA_EXPORT"):
+            meta = dict(self._run("trace_info_meta").fetchall())
+        elif self.has_table("EXPORT_META_DATA"):
+            meta = dict(self._run("trace_info_meta_legacy").fetchall())
+        gpus: list[GpuInfo] = []
+        if self.has_table("TARGET_INFO_GPU"):
+            gpus = [GpuInfo(**row) for row in self._frame("trace_info_gpus").to_dicts()]
+        kernels, memcpy, memset = self._run("trace_op_counts").fetchone()
+        first, last = self._bounds
+        nvtx_ranges = None
+        if self.has_table("NVTX_EVENTS"):
+            self._run("trace_nvtx_ranges", {"last_ns": last}) if not self._ranges_loaded else None
+            n_first, n_last, nvtx_ranges = self._run("trace_nvtx_bounds").fetchone()
+            first = min((v for v in (first, n_first) if v is not None), default=None)
+            last = max((v for v in (last, n_last) if v is not None), default=None)
+        runtime = (
+            self._run("trace_count_runtime").fetchone()[0]
+            if self.has_table(RUNTIME_TABLE)
+            else None
+        )
+        return TraceInfo(
+            path=self.path,
+            exporter_version=meta.get("EXPORT_PRODUCT_VERSION"),
+            schema_version=meta.get("EXPORT_SCHEMA_VERSION"),
+            gpus=gpus,
+            nvtx_ranges=nvtx_ranges,
+            kernels=kernels if self.has_table(KERNEL_TABLE) else None,
+            runtime_calls=runtime,
+            memcpy=memcpy if self.has_table("CUPTI_ACTIVITY_KIND_MEMCPY") else None,
+            memset=memset if self.has_table("CUPTI_ACTIVITY_KIND_MEMSET") else None,
+            first_ns=first,
+            last_ns=last,
+            duration_ns=(last - first) if first is not None and last is not None else None,
+        )

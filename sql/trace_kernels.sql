@@ -1,0 +1,33 @@
+-- Question: which kernels took the GPU time, over the whole trace?
+-- Inputs: temp table ops, t.StringIds; $top (INTEGER).
+-- Definition (= nsys stats cuda_gpu_kern_sum): kernels grouped by demangled name; instances,
+--   total/mean/median/min/max/stddev (sample) of durations (end - start); share_pct = the
+--   group's total over all kernel time * 100. Median averages the two middle values of an
+--   even count. The $top groups with the largest total are returned.
+WITH k AS (
+    SELECT name_id, short_name_id, end_ns - start_ns AS dur_ns
+    FROM ops
+    WHERE kind = 'kernel'
+),
+g AS (
+    SELECT name_id,
+           any_value(short_name_id) AS short_name_id,
+           count(*) AS instances,
+           CAST(sum(dur_ns) AS BIGINT) AS total_ns,
+           avg(dur_ns) AS mean_ns,
+           median(dur_ns) AS median_ns,
+           min(dur_ns) AS min_ns,
+           max(dur_ns) AS max_ns,
+           coalesce(stddev_samp(dur_ns), 0.0) AS stddev_ns
+    FROM k
+    GROUP BY name_id
+)
+SELECT coalesce(n.value, '') AS name,
+       coalesce(s.value, '') AS short_name,
+       g.instances, g.total_ns, g.mean_ns, g.median_ns, g.min_ns, g.max_ns, g.stddev_ns,
+       100.0 * g.total_ns / sum(g.total_ns) OVER () AS share_pct
+FROM g
+LEFT JOIN t.StringIds AS n ON n.id = g.name_id
+LEFT JOIN t.StringIds AS s ON s.id = g.short_name_id
+ORDER BY g.total_ns DESC, name
+LIMIT $top;

@@ -1,0 +1,38 @@
+-- Question: which GPU operations belongs to which NVTX range?
+-- Inputs: temp tables nvtx_range, launches, ops.
+-- Definition (nsys' "projection"): an operation belongs to EVERY range on the launching
+--   thread (same globalTid) that contains the CUDA runtime call that launched it:
+--   range.start <= call.start and call.end <= range.end. The call is joined to the operation
+--   on correlationId within the same process.
+-- Output: range_launches, one row per (range, launch) — its count per range is nsys'
+--   NumGPUOps — and range_ops, one row per (range, operation).
+-- Method: an interval join done as a hash join. Time is cut into buckets of `width` ns (at
+--   least 2^20, and wide enough that all ranges together cover at most ~1M buckets); each range
+--   is expanded to the buckets it touches, each call falls in the bucket of its start; the
+--   equi-join on (thread, bucket) finds the candidates, the exact test keeps the right ones.
+--   No sort, no cross product: cost ~ calls + bucket rows + (range, call) pairs.
+CREATE OR REPLACE TEMP TABLE range_launches AS
+WITH params AS (
+    SELECT greatest(1048576, CAST(coalesce(sum(end_ns - start_ns), 0) // 1000000 AS BIGINT))
+           AS width
+    FROM nvtx_range
+),
+range_buckets AS (
+    SELECT r.range_id, r.global_tid, r.start_ns, r.end_ns,
+           unnest(range(r.start_ns // p.width, r.end_ns // p.width + 1)) AS bucket
+    FROM nvtx_range AS r, params AS p
+),
+call_buckets AS (
+    SELECT l.global_tid, l.start_ns, l.end_ns, l.correlation_id, l.global_pid,
+           l.start_ns // p.width AS bucket
+    FROM launches AS l, params AS p
+)
+SELECT rb.range_id, cb.correlation_id, cb.global_pid
+FROM range_buckets AS rb
+JOIN call_buckets AS cb ON cb.global_tid = rb.global_tid AND cb.bucket = rb.bucket
+WHERE rb.start_ns <= cb.start_ns AND cb.end_ns <= rb.end_ns;
+
+CREATE OR REPLACE TEMP TABLE range_ops AS
+SELECT h.range_id, o.op_id
+FROM range_launches AS h
+JOIN ops AS o ON o.correlation_id = h.correlation_id AND o.global_pid = h.global_pid;

@@ -1,0 +1,180 @@
+"""`dsocr-nsys mfu` through click's CliRunner on the real H100 export: formats, -o DIR with
+plots, and every bad input as one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mfu_helpers import H100, H100_STATIC, MATMUL_FLOPS, TRACES, edited_trace, static_file
+
+from dsocr_nsys.cli import cli
+
+
+def _run(*args: str, env: dict[str, str] | None = None):
+    runner = CliRunner()
+    return runner.invoke(cli, ["mfu", *args], env={"MFU_PEAK_TFLOPS": "", **(env or {})})
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    # progress lines ("reading ...") may come first; the error is one line, the last
+    lines = result.stderr.strip().splitlines()
+    err = [line for line in lines if line.startswith("Error: ")]
+    assert len(err) == 1 and lines[-1] == err[0], result.stderr
+    assert "Traceback" not in result.stderr
+    for f in fragments:
+        assert f in err[0], err[0]
+
+
+def test_table_default() -> None:
+    result = _run(str(H100), "--static", str(H100_STATIC))
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "Peak: 989 TFLOP/s dense BF16, 3350 GB/s (peak table H100 SXM" in out
+    assert "Mfu busy (%)" in out and "[Roofline]" in out and "[Timeline]" in out
+    assert "h100_matmul_nvtx_nsys2025.nsys-rep" in out
+    assert "reading" in result.stderr  # progress on stderr, data on stdout
+
+
+def test_json_and_csv_carry_the_wide_table() -> None:
+    data = json.loads(_run(str(H100), "--static", str(H100_STATIC), "-f", "json").stdout)
+    assert data["peak_tflops"] == 989 and data["peak_gpu"] == "H100 SXM"
+    sam = next(r for r in data["stages"] if r["stage"] == "sam")
+    assert sam["total_flops"] == MATMUL_FLOPS and sam["proj_ns"] == 770791
+    assert sam["mfu_proj_pct"] == pytest.approx(100 * MATMUL_FLOPS / (989e12 * 770791e-9))
+    text = _run(str(H100), "--static", str(H100_STATIC), "-f", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["stage"] for r in rows] == ["sam", "clip", "vision", "prefill", "total"]
+    assert int(rows[0]["kernel_ns"]) == 120192
+
+
+def test_overrides_on_the_command_line() -> None:
+    data = json.loads(
+        _run(
+            str(H100),
+            "--static",
+            str(H100_STATIC),
+            "-f",
+            "json",
+            "--gpu",
+            "H100 PCIe",
+            "--peak-gbps",
+            "1000",
+            env={"MFU_PEAK_TFLOPS": "500"},
+        ).stdout
+    )
+    assert (data["peak_tflops"], data["peak_gbps"]) == (756, 1000)
+    assert data["peak_gbps_source"] == "--peak-gbps"
+    data = json.loads(
+        _run(
+            str(H100), "--static", str(H100_STATIC), "-f", "json", env={"MFU_PEAK_TFLOPS": "500"}
+        ).stdout
+    )
+    assert data["peak_tflops"] == 500 and data["peak_gbps"] == 3350
+
+
+def test_output_dir_writes_reports_and_plots(tmp_path: Path) -> None:
+    out = tmp_path / "mfu"
+    result = _run(str(H100), "--static", str(H100_STATIC), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    for name in (
+        "mfu.md",
+        "mfu.json",
+        "mfu.csv",
+        "mfu_time.png",
+        "mfu_per_stage.png",
+        "mfu_roofline.png",
+    ):
+        path = out / name
+        assert path.is_file() and path.stat().st_size > 0, name
+        assert f"wrote {path}" in result.stderr
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "mfu.md").read_text(encoding="utf-8")
+    assert "Open `" in md and "h100_matmul_nvtx_nsys2025.nsys-rep` in the Nsight Systems" in md
+    assert "| sam | 5,597.768 | 5,704.662 |" in md  # first counted instance, ms on the timeline
+    assert "![mfu_roofline](mfu_roofline.png)" in md
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
+    assert json.loads((out / "mfu.json").read_text())["peak_gpu"] == "H100 SXM"
+
+
+def test_output_dir_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = _run(str(H100), "--static", str(H100_STATIC), "-o", str(target))
+    assert result.exit_code == 2 and "is a file" in result.stderr
+
+
+def test_missing_static_file(tmp_path: Path) -> None:
+    result = _run(str(H100), "--static", str(tmp_path / "nope.json"))
+    _one_line_error(result, "nope.json not found", "dsocr-nsys static")
+
+
+def test_static_file_not_json(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    _one_line_error(_run(str(H100), "--static", str(bad)), "not valid JSON")
+
+
+def test_static_file_of_another_schema_version(tmp_path: Path) -> None:
+    doc = json.loads(H100_STATIC.read_text())
+    doc["schema_version"] = 2
+    other = tmp_path / "v2.json"
+    other.write_text(json.dumps(doc), encoding="utf-8")
+    _one_line_error(_run(str(H100), "--static", str(other)), "schema_version 2", "version 1")
+
+
+def test_static_file_for_another_configuration(tmp_path: Path) -> None:
+    trace = edited_trace(
+        tmp_path, [("UPDATE NVTX_EVENTS SET int64Value=913 WHERE text='prefill'", ())]
+    )
+    static = static_file(tmp_path, {"prefill": {"flops": MATMUL_FLOPS}}, {"prefill_tokens": 273})
+    _one_line_error(
+        _run(str(trace), "--static", str(static)), "prefill_tokens=273", "913", "--allow-mismatch"
+    )
+    ok = _run(str(trace), "--static", str(static), "--allow-mismatch")
+    assert ok.exit_code == 0 and "note: --allow-mismatch: static config prefill_tokens" in ok.stdout
+
+
+def test_trace_without_the_stage_names() -> None:
+    result = _run(str(TRACES / "pipit_saxpy_a100_nsys2022.sqlite"), "--static", str(H100_STATIC))
+    _one_line_error(result, "no NVTX range named", "ranges found:")
+
+
+def test_trace_without_nvtx() -> None:
+    result = _run(
+        str(TRACES / "nsysai_mock.sqlite"), "--static", str(H100_STATIC), "--peak-tflops", "100"
+    )
+    _one_line_error(result)
+
+
+def test_zero_length_stage(tmp_path: Path) -> None:
+    trace = edited_trace(tmp_path, [("UPDATE NVTX_EVENTS SET end=start WHERE text='clip'", ())])
+    _one_line_error(_run(str(trace), "--static", str(H100_STATIC)), "stage 'clip' has zero length")
+
+
+def test_unknown_gpu(tmp_path: Path) -> None:
+    # the H100 export as if recorded on the mock fixture's RTX 3080 (not in the peak table)
+    trace = edited_trace(
+        tmp_path,
+        [("UPDATE TARGET_INFO_GPU SET name='NVIDIA GeForce RTX 3080', smCount=68", ())],
+    )
+    result = _run(str(trace), "--static", str(H100_STATIC))
+    _one_line_error(result, "NVIDIA GeForce RTX 3080", "not in the peak table", "H100 SXM")
+    ok = _run(str(trace), "--static", str(H100_STATIC), "--peak-tflops", "119", "-f", "json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["peak_tflops_source"] == "--peak-tflops"
+
+
+def test_unknown_gpu_name_flag() -> None:
+    result = _run(str(H100), "--static", str(H100_STATIC), "--gpu", "MI300X")
+    _one_line_error(result, "--gpu 'MI300X' is not in the peak table")
+
+
+def test_trace_file_missing(tmp_path: Path) -> None:
+    _one_line_error(_run(str(tmp_path / "x.sqlite"), "--static", str(H100_STATIC)), "x.sqlite")
