@@ -9,7 +9,10 @@ GPU ?=
 MODE ?= base
 TOKENS ?= 32
 RUN ?= runs/$(MODE)-$(TOKENS)
-DEMO_TRACE ?= examples/h100_matmul_nvtx_nsys2025.sqlite
+# The bundled real trace: DeepSeek-OCR base mode, 32 new tokens, full graph, on an H100.
+DEMO_TRACE ?= examples/dsocr_base32_h100_nsys2025.sqlite
+DEMO_STATIC ?= examples/dsocr_base32_h100_static.json
+DEMO_OUT ?= runs/demo
 
 .PHONY: install test lint demo profile report bench clean
 
@@ -30,8 +33,11 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest -q
 
+# The main job on the bundled trace: mfu.md/json/csv and plots in $(DEMO_OUT), then the
+# Markdown report on the terminal.
 demo: install
-	$(BIN)/dsocr-nsys stages $(DEMO_TRACE)
+	$(BIN)/dsocr-nsys mfu $(DEMO_TRACE) --static $(DEMO_STATIC) -o $(DEMO_OUT)
+	@cat $(DEMO_OUT)/mfu.md
 
 # Trace-engine speed on a scaled real export (built once into bench/out/); see docs/benchmarks.md.
 bench: install

@@ -1,12 +1,13 @@
 """Benchmark the trace engine and ways of reading an Nsight Systems SQLite export into DuckDB.
 
-Usage: ``python bench/bench_trace.py [--times 424] [--runs 3] [--methods ...] [--trace FILE]``
-(``make bench`` runs it with the defaults). Needs only duckdb, the duckdb sqlite extension wheel,
-polars and this repository on PYTHONPATH; pyarrow is optional (method ``sqlite3_polars``).
+Usage: ``python bench/bench_trace.py [--source X.sqlite --times N] [--runs 3] [--methods ...]``
+``[--trace FILE]`` (``make bench`` runs it with the defaults). Needs only duckdb, the duckdb
+sqlite extension wheel, polars, pyarrow (DuckDB's ``.pl()`` and the ``sqlite3_polars`` method)
+and this repository on PYTHONPATH.
 
-1. Builds (or reuses) the large input in bench/out/: a real export (default
-   tests/fixtures/traces/nsysai_mfu_2gpu_before.sqlite) repeated N times by bench/scale_trace.py
-   with NVTX thinned to about the anchor's range count (see docs/benchmarks.md for why).
+1. Builds (or reuses) the large input in bench/out/: a real export (default: the DeepSeek-OCR
+   trace tests/fixtures/traces/dsocr_base32_h100_nsys2025.sqlite ×21) repeated N times by
+   bench/scale_trace.py, optionally with NVTX thinned (see docs/benchmarks.md for the choice).
 2. Runs each method in a fresh child process, ``--runs`` times, and reports the median wall time
    (s) and the peak resident memory of the child (MB, from ``os.wait4``'s ru_maxrss):
    - ``engine_lib``: ``open_trace(path).stages()`` in-process (timed after imports);
@@ -31,7 +32,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT_DIR = HERE / "out"
-DEFAULT_SOURCE = ROOT / "tests/fixtures/traces/nsysai_mfu_2gpu_before.sqlite"
+# A real DeepSeek-OCR run (base mode, 32 new tokens, H100, nsys 2025.3): 82,815 kernels,
+# 198,343 runtime calls, 37 NVTX stage ranges covering all GPU work. ×21 gives 1.74 M kernels.
+DEFAULT_SOURCE = ROOT / "tests/fixtures/traces/dsocr_base32_h100_nsys2025.sqlite"
+DEFAULT_TIMES = 21
 # Anchor trace (issue 2): 394 MB, 1.70 M kernels, 6.25 M runtime calls, 2,415 NVTX ranges;
 # nsys stats on the GPU machine: nvtx_gpu_proj_sum 15.1 s, nvtx_kern_sum 28.7 s.
 ANCHOR_KERNELS = 1_700_000
@@ -227,8 +231,8 @@ def child(method: str, trace: Path) -> dict[str, float]:
 # ---------------------------------------------------------------- parent: repeat and measure
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run cmd as a child; return (wall s, peak RSS MB of that child, stdout)."""
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Run cmd as a child; return (wall s, CPU s (user+sys), peak RSS MB of that child, stdout)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
@@ -244,12 +248,18 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[-2:]} exited with {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
 
 
 def bench_method(method: str, trace: Path, runs: int, env: dict[str, str]) -> dict[str, float]:
-    """Median seconds and peak RSS over `runs` fresh child processes for one method."""
+    """Median seconds and peak RSS over `runs` fresh child processes for one method.
+
+    ``cpu_s`` is the child's whole-process CPU time (user+sys, imports included): steadier than
+    wall time on a shared machine.
+    """
     secs: list[float] = []
+    cpus: list[float] = []
     rss: list[float] = []
     for _ in range(runs):
         if method == "engine_cli":
@@ -260,17 +270,19 @@ def bench_method(method: str, trace: Path, runs: int, env: dict[str, str]) -> di
                 "stages",
                 str(trace),
             ]
-            wall, peak, _ = run_measured(cmd, env)
+            wall, cpu, peak, _ = run_measured(cmd, env)
             secs.append(wall)
         else:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, str(trace)]
-            _, peak, out = run_measured(cmd, env)
+            _, cpu, peak, out = run_measured(cmd, env)
             secs.append(json.loads(out.strip().splitlines()[-1])["seconds"])
         rss.append(peak)
+        cpus.append(cpu)
     return {
         "median_s": statistics.median(secs),
         "min_s": min(secs),
         "max_s": max(secs),
+        "cpu_s": statistics.median(cpus),
         "peak_rss_mb": max(rss),
         "runs": runs,
     }
@@ -279,12 +291,12 @@ def bench_method(method: str, trace: Path, runs: int, env: dict[str, str]) -> di
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="real export to repeat")
-    ap.add_argument("--times", type=int, default=424, help="copies of the source (default 424)")
+    ap.add_argument("--times", type=int, default=DEFAULT_TIMES, help="copies of the source")
     ap.add_argument(
         "--nvtx-ranges",
         type=int,
-        default=ANCHOR_NVTX_RANGES,
-        help="thin NVTX to about this many ranges (0: keep all)",
+        default=0,
+        help=f"thin NVTX to about this many ranges (0: keep all; anchor: {ANCHOR_NVTX_RANGES})",
     )
     ap.add_argument("--trace", type=Path, help="benchmark this export instead of building one")
     ap.add_argument("--runs", type=int, default=3, help="runs per method (median reported)")
@@ -330,16 +342,21 @@ def main(argv: list[str] | None = None) -> None:
         f"\n{machine()}; trace {shape['size_mb']:.0f} MB, {shape['kernel']:,} kernels, "
         f"{shape['runtime']:,} runtime, {shape['nvtx_ranges']:,} NVTX ranges"
     )
+    load = os.getloadavg()[0]
     print(
-        f"{'method':<16}{'median s':>10}{'min s':>8}{'max s':>8}{'peak RSS MB':>13}"
-        f"{'vs attach':>11}{'vs nsys proj_sum':>18}"
+        f"(load average {load:.1f} at the end; nsys stats on the anchor, 16-core H100 host: "
+        f"nvtx_gpu_proj_sum {NSYS_PROJ_SUM_S} s, nvtx_kern_sum {NSYS_KERN_SUM_S} s)"
+    )
+    print(
+        f"{'method':<16}{'median s':>10}{'min s':>8}{'max s':>8}{'CPU s':>8}{'peak RSS MB':>13}"
+        f"{'vs attach':>11}{'15.1 s / median':>17}"
     )
     for method, r in results.items():
         ratio = f"{r['median_s'] / base:.2f}x" if base else "-"
-        speedup = f"{NSYS_PROJ_SUM_S / r['median_s']:.1f}x faster"
+        speedup = f"{NSYS_PROJ_SUM_S / r['median_s']:.1f}x"
         print(
             f"{method:<16}{r['median_s']:>10.2f}{r['min_s']:>8.2f}{r['max_s']:>8.2f}"
-            f"{r['peak_rss_mb']:>13.0f}{ratio:>11}{speedup:>18}"
+            f"{r['cpu_s']:>8.2f}{r['peak_rss_mb']:>13.0f}{ratio:>11}{speedup:>17}"
         )
 
 

@@ -79,21 +79,24 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
         return frame
     if columns:
         frame = frame.select([c for c in columns if c in frame.columns])
-    if "name" in frame.columns and frame.schema["name"] == pl.Utf8:
-        frame = frame.with_columns(
-            pl.when(pl.col("name").str.len_chars() > _NAME_WIDTH)
-            .then(pl.col("name").str.slice(0, _NAME_WIDTH - 1) + "…")
-            .otherwise(pl.col("name"))
-            .alias("name")
-        )
+    for col in ("name", "short_name"):
+        if col in frame.columns and frame.schema[col] == pl.Utf8:
+            frame = frame.with_columns(
+                pl.when(pl.col(col).str.len_chars() > _NAME_WIDTH)
+                .then(pl.col(col).str.slice(0, _NAME_WIDTH - 1) + "…")
+                .otherwise(pl.col(col))
+                .alias(col)
+            )
     if "device_ids" in frame.columns:
         frame = frame.with_columns(
             pl.col("device_ids").list.eval(pl.element().cast(pl.Utf8)).list.join(",")
         )
     for col in ("pid", "device_ids"):
-        # One process / one GPU: the column says nothing in a table.
-        if col in frame.columns and frame[col].n_unique() <= 1:
-            frame = frame.drop(col)
+        # One process / one GPU (stages without GPU work aside): the column says nothing.
+        if col in frame.columns:
+            values = {str(v) for v in frame[col].drop_nulls().unique().to_list()} - {""}
+            if len(values) <= 1:
+                frame = frame.drop(col)
     return frame
 
 
@@ -128,8 +131,7 @@ def stages(
     """
     with _open_trace_cli(trace) as tr:
         frame = tr.stages(include_warmup=include_warmup, names=list(stage_names) or None)
-        info = tr.info()
-    gpus = ", ".join(sorted({g.name for g in info.gpus if g.name})) or "unknown"
+        gpus = ", ".join(sorted({g.name for g in tr.gpus() if g.name})) or "unknown"
     report = Report(
         tables={"stages": _readable(frame, fmt, None if wide else _STAGE_COLUMNS)},
         meta={"trace": str(trace), "gpu": gpus, "warmup_included": include_warmup},

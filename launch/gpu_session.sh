@@ -4,8 +4,8 @@
 #   2. the same in gundam mode (GUNDAM_TOKENS new tokens);
 #   3. the NVTX-overhead benchmark (hooks on vs off, same process, same model);
 # then copies what matters into $OUT (at most 8 files, each <= 16 MB, no sub-folders):
-#   session.log, summary.txt, nvtx_overhead.json, nvtx_overhead_nsys.json,
-#   <run>.run.json and <run>.sqlite[.xz] for the two runs
+#   session.log (everything, the summary last), nvtx_overhead.json (plain and under nsys),
+#   <run>.run.json and <run>.sqlite[.xz] for the two runs (a .xz above 16 MiB in .partN pieces)
 # and prints a short summary table last. Static compute (device-independent, needs polars and
 # jsonschema, which the image lacks) is left to `make report` on the CPU machine.
 #
@@ -13,8 +13,10 @@
 # install) and the nvtx wheel installed; nsys comes from .carry/device/nsys-env.sh when present
 # (a copy of ../shared/device), else $NSYS / PATH. Environment knobs (defaults):
 #   OUT=out  GPU_NAME=h100  BASE_TOKENS=32  GUNDAM_TOKENS=64  BENCH_PAIRS=5  BENCH_TOKENS=32
-#   PYTHON=python3  BASE_LIMIT=170  GUNDAM_LIMIT=200  BENCH_LIMIT=110 (seconds per step)
+#   PYTHON=python3  BASE_LIMIT=150  GUNDAM_LIMIT=180  BENCH_LIMIT=90 (seconds per step; the
+#   four steps' limits add up to 8.5 min, and a typical H100 session takes a fraction of that)
 #   MODEL_ARGS=  (added to every run; a CPU dry run: "--preset tiny --device cpu --dtype float32")
+#   COMPRESS_ABOVE=15000000  OUT_FILE_MAX=16777216  PART_BYTES=15728640 (bytes)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,7 +28,10 @@ BENCH_PAIRS="${BENCH_PAIRS:-5}"
 BENCH_TOKENS="${BENCH_TOKENS:-32}"
 PY="${PYTHON:-python3}"
 read -r -a MODEL_ARGS <<<"${MODEL_ARGS:-}"
-MAX_BYTES=$((15 * 1000 * 1000)) # compress above this; $OUT takes files up to 16 MiB
+# $OUT takes files up to 16 MiB: compress above 15 MB, cut what is still too large in parts.
+MAX_BYTES="${COMPRESS_ABOVE:-15000000}"
+FILE_MAX="${OUT_FILE_MAX:-16777216}"
+PART_BYTES="${PART_BYTES:-15728640}"
 mkdir -p "$OUT" runs
 LOG="$OUT/session.log"
 : >"$LOG"
@@ -61,11 +66,22 @@ keep() { # src dest-name
         gzip -9 -c "$src" >"$OUT/$dest.gz"
         dest="$dest.gz"
     fi
-    if [ "$(stat -c %s "$OUT/$dest")" -gt $((16 * 1024 * 1024)) ]; then
-        log "too large even compressed, left out: $OUT/$dest ($size bytes raw)"
+    local packed parts
+    packed=$(stat -c %s "$OUT/$dest")
+    if [ "$packed" -le "$FILE_MAX" ]; then
+        log "kept $OUT/$dest ($size bytes raw, $packed kept)"
+        return
+    fi
+    # Too large for one file: parts (cat them back together), if the 8-file cap allows (one
+    # place is held back for nvtx_overhead.json, written last).
+    parts=$(((packed + PART_BYTES - 1) / PART_BYTES))
+    if [ $(($(find "$OUT" -maxdepth 1 -type f | wc -l) - 1 + parts)) -le 7 ]; then
+        split -b "$PART_BYTES" -d -a 1 "$OUT/$dest" "$OUT/$dest.part"
         rm -f "$OUT/$dest"
+        log "kept $OUT/$dest in $parts parts ($size bytes raw; cat $dest.part* > $dest)"
     else
-        log "kept $OUT/$dest ($size bytes raw)"
+        rm -f "$OUT/$dest"
+        log "too large even compressed, left out: $dest ($size bytes raw, $packed compressed)"
     fi
 }
 
@@ -73,6 +89,7 @@ profile() { # name limit-seconds extra-args...
     local name=$1 limit=$2 rc
     shift 2
     log "profile $name: $*"
+    rm -rf "runs/$name" # never report a previous session's files as this one's
     timeout -k 10 "$limit" "$PY" -m dsocr_nsys.launch profile --out "runs/$name" \
         --gpu "$GPU_NAME" --warmup 1 --repeats 1 --no-static "${MODEL_ARGS[@]}" "$@" >>"$LOG" 2>&1
     rc=$?
@@ -84,28 +101,36 @@ profile() { # name limit-seconds extra-args...
     keep "runs/$name/trace.sqlite" "$name.sqlite"
 }
 
-profile "base-$BASE_TOKENS" "${BASE_LIMIT:-170}" --mode base --max-new-tokens "$BASE_TOKENS"
-profile "gundam-$GUNDAM_TOKENS" "${GUNDAM_LIMIT:-200}" --mode gundam --max-new-tokens "$GUNDAM_TOKENS"
+profile "base-$BASE_TOKENS" "${BASE_LIMIT:-150}" --mode base --max-new-tokens "$BASE_TOKENS"
+profile "gundam-$GUNDAM_TOKENS" "${GUNDAM_LIMIT:-180}" --mode gundam --max-new-tokens "$GUNDAM_TOKENS"
 
 # The hooks' cost twice: plain (what users pay when not profiling: NVTX calls with no tool
 # attached) and under nsys collecting cuda,nvtx (what they pay while profiling).
 bench=(bench/nvtx_overhead.py --mode base --max-new-tokens "$BENCH_TOKENS" --pairs "$BENCH_PAIRS"
     "${MODEL_ARGS[@]}")
+rm -f runs/nvtx_overhead.json runs/nvtx_overhead_nsys.json
 log "nvtx overhead benchmark: $BENCH_PAIRS pairs, base mode, $BENCH_TOKENS tokens"
-timeout -k 10 "${BENCH_LIMIT:-110}" "$PY" "${bench[@]}" --json "$OUT/nvtx_overhead.json" \
+timeout -k 10 "${BENCH_LIMIT:-90}" "$PY" "${bench[@]}" --json runs/nvtx_overhead.json \
     >>"$LOG" 2>&1
 log "benchmark: exit $?"
 if [ -n "${NSYS:-}" ] || command -v nsys >/dev/null; then
     log "nvtx overhead benchmark under nsys"
-    timeout -k 10 "${BENCH_LIMIT:-110}" "${NSYS:-nsys}" profile --trace=cuda,nvtx --sample=none \
+    timeout -k 10 "${BENCH_LIMIT:-90}" "${NSYS:-nsys}" profile --trace=cuda,nvtx --sample=none \
         --cpuctxsw=none --force-overwrite=true --output=runs/bench-nsys \
-        "$PY" "${bench[@]}" --json "$OUT/nvtx_overhead_nsys.json" >>"$LOG" 2>&1
+        "$PY" "${bench[@]}" --json runs/nvtx_overhead_nsys.json >>"$LOG" 2>&1
     log "benchmark under nsys: exit $?"
 fi
 
-"$PY" - "$OUT" "runs/base-$BASE_TOKENS" "runs/gundam-$GUNDAM_TOKENS" <<'EOF' | tee "$OUT/summary.txt"
+"$PY" - "$OUT" "runs/base-$BASE_TOKENS" "runs/gundam-$GUNDAM_TOKENS" <<'EOF' | tee -a "$LOG"
 import json, os, sys
 out, runs = sys.argv[1], sys.argv[2:]
+bench = {}
+for key, name in (("plain", "nvtx_overhead.json"), ("under_nsys", "nvtx_overhead_nsys.json")):
+    try:
+        bench[key] = json.load(open(os.path.join("runs", name)))
+    except (OSError, ValueError):
+        bench[key] = None
+json.dump(bench, open(os.path.join(out, "nvtx_overhead.json"), "w"), indent=2)
 print(f"{'run':<12} {'views':>5} {'prefill':>7} {'steps':>5} {'request ms':>10} {'ms/step':>8} "
       f"{'sqlite MB':>9} {'KB/step':>8}  gpu")
 for run in runs:
@@ -130,12 +155,12 @@ for run in runs:
           f"{steps:>5} {fmt(req):>10} {fmt(dec / steps if dec and steps else None):>8} "
           f"{size / 1e6:>9.1f} {fmt(size / total_steps if total_steps else None, 1e3):>8}  "
           f"{(rec.get('gpu') or {}).get('name')}")
-for name in ("nvtx_overhead.json", "nvtx_overhead_nsys.json"):
-    try:
-        b = json.load(open(os.path.join(out, name)))
-        print(f"{name}: on {b['median_on_ns'] / 1e6:.2f} ms, off {b['median_off_ns'] / 1e6:.2f} ms"
-              f" per request (median of {b['pairs']}), overhead {b['overhead_pct']:+.2f} %")
-    except (OSError, ValueError, KeyError):
-        print(f"{name}: no result (see session.log)")
+for key, b in bench.items():
+    if not b:
+        print(f"NVTX overhead ({key}): no result (see session.log)")
+        continue
+    print(f"NVTX overhead ({key}): on {b['median_on_ns'] / 1e6:.2f} ms, off "
+          f"{b['median_off_ns'] / 1e6:.2f} ms per request (median of {b['pairs']}), "
+          f"{b['overhead_pct']:+.2f} % (median pair ratio {b['median_pair_ratio_pct']:+.2f} %)")
 EOF
 log "session done in ${SECONDS}s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"

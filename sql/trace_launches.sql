@@ -13,6 +13,6 @@ SELECT r.globalTid AS global_tid,
        r.correlationId AS correlation_id,
        (r.globalTid >> 24) << 24 AS global_pid
 FROM t.CUPTI_ACTIVITY_KIND_RUNTIME AS r
-SEMI JOIN (SELECT DISTINCT correlation_id, global_pid FROM ops) AS o
+SEMI JOIN ops AS o
     ON r.correlationId = o.correlation_id AND (r.globalTid >> 24) << 24 = o.global_pid
 GROUP BY r.globalTid, r.correlationId;

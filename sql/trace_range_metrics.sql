@@ -12,7 +12,7 @@
 -- Method for the union: ops sorted by (start, end) within a range; each op adds the part of
 --   it past the furthest end seen before it: max(0, end - max(start, max earlier end)).
 CREATE OR REPLACE TEMP TABLE range_metrics AS
-WITH ro AS (
+WITH ro AS MATERIALIZED (
     SELECT r.range_id, o.kind, o.start_ns, o.end_ns, o.device_id
     FROM range_ops AS r
     JOIN ops AS o USING (op_id)

@@ -1,4 +1,4 @@
--- Question: which GPU operations belongs to which NVTX range?
+-- Question: which GPU operations belong to which NVTX range?
 -- Inputs: temp tables nvtx_range, launches, ops.
 -- Definition (nsys' "projection"): an operation belongs to EVERY range on the launching
 --   thread (same globalTid) that contains the CUDA runtime call that launched it:
@@ -6,16 +6,26 @@
 --   on correlationId within the same process.
 -- Output: range_launches, one row per (range, launch) — its count per range is nsys'
 --   NumGPUOps — and range_ops, one row per (range, operation).
--- Method: an interval join done as a hash join. Time is cut into buckets of `width` ns (at
---   least 2^20, and wide enough that all ranges together cover at most ~1M buckets); each range
---   is expanded to the buckets it touches, each call falls in the bucket of its start; the
---   equi-join on (thread, bucket) finds the candidates, the exact test keeps the right ones.
---   No sort, no cross product: cost ~ calls + bucket rows + (range, call) pairs.
+-- Method: an interval join done as a hash join. Time is cut into buckets of `width` ns; each
+--   range is expanded to the buckets it touches, each call falls in the bucket of its start;
+--   the equi-join on (thread, bucket) finds the candidates, the exact test keeps the right
+--   ones. No sort, no cross product: cost ~ calls + bucket rows + (range, call) pairs, for few
+--   long stage ranges and for many tiny op ranges alike.
 CREATE OR REPLACE TEMP TABLE range_launches AS
 WITH params AS (
-    SELECT greatest(1048576, CAST(coalesce(sum(end_ns - start_ns), 0) // 1000000 AS BIGINT))
-           AS width
-    FROM nvtx_range
+    -- Bucket width minimising bucket rows (total range length / width) plus false candidates
+    -- (ranges x calls per bucket): sqrt(range length x span / (ranges x calls)); at least 1 µs
+    -- and never more than 50M bucket rows.
+    SELECT greatest(
+               1024,
+               CAST(r.total_ns // 50000000 AS BIGINT),
+               coalesce(CAST(sqrt(r.total_ns::DOUBLE * l.span_ns
+                                  / nullif(r.ranges::DOUBLE * l.calls, 0)) AS BIGINT), 1048576)
+           ) AS width
+    FROM (SELECT coalesce(sum(end_ns - start_ns), 0) AS total_ns, count(*) AS ranges
+          FROM nvtx_range) AS r,
+         (SELECT coalesce(max(end_ns) - min(start_ns), 0) AS span_ns, count(*) AS calls
+          FROM launches) AS l
 ),
 range_buckets AS (
     SELECT r.range_id, r.global_tid, r.start_ns, r.end_ns,

@@ -23,5 +23,4 @@ SELECT r.range_id, r.name, r.domain, r.style, r.pid, r.tid,
        t.in_warmup
 FROM nvtx_range AS r
 JOIN range_tree AS t USING (range_id)
-LEFT JOIN range_metrics AS m USING (range_id)
-ORDER BY r.start_ns, r.range_id;
+LEFT JOIN range_metrics AS m USING (range_id);

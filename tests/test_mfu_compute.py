@@ -296,3 +296,50 @@ def test_launcher_domain_wins_over_other_domains() -> None:
     sel = select_ranges(both, ["sam", "clip", "prefill"])
     assert sel["domain"].to_list() == ["dsocr"]
     assert select_ranges(frame, ["sam", "clip", "prefill"]).height == 3  # default domain only
+
+
+# `dsocr-nsys static` writes prefill as the whole range (vision + LLM, `contains: ["vision"]`)
+WHOLE_RANGE_STATIC = {
+    "sam": {"flops": MATMUL_FLOPS, "bytes": MATMUL_BYTES},
+    "clip": {"flops": MATMUL_FLOPS, "bytes": MATMUL_BYTES},
+    "vision": {"flops": 2 * MATMUL_FLOPS, "bytes": 2 * MATMUL_BYTES, "nested_in": "prefill"},
+    "prefill": {
+        "flops": 3 * MATMUL_FLOPS,
+        "bytes": 3 * MATMUL_BYTES,
+        "contains": ["vision"],
+        "llm_flops": MATMUL_FLOPS,
+        "vision_flops": 2 * MATMUL_FLOPS,
+    },
+}
+
+
+def test_static_prefill_containing_vision_nested_trace(tmp_path: Path) -> None:
+    trace = edited_trace(
+        tmp_path, [("UPDATE NVTX_EVENTS SET start=? WHERE text='prefill'", (SAM[0],))]
+    )
+    result = analyse(trace, static_file(tmp_path, WHOLE_RANGE_STATIC), env={})
+    prefill, llm = _row(result, "prefill"), _row(result, "llm_prefill")
+    assert (prefill["total_flops"], prefill["total_bytes"]) == (3 * MATMUL_FLOPS, 3 * MATMUL_BYTES)
+    assert (llm["total_flops"], llm["total_bytes"]) == (MATMUL_FLOPS, MATMUL_BYTES)
+    assert llm["mfu_kernel_pct"] == _exact_mfu_pct(
+        MATMUL_FLOPS, golden_times()["prefill"]["kernel"]
+    )
+    assert _row(result, "total")["total_flops"] == 3 * MATMUL_FLOPS  # vision counted once
+    assert _row(result, "vision")["total_flops"] == 2 * MATMUL_FLOPS
+    assert not any("static stages not in the trace" in n for n in result.notes)
+    assert any("contains vision: the LLM part" in n for n in result.notes)
+
+
+def test_static_prefill_containing_vision_sibling_trace(tmp_path: Path) -> None:
+    # in the unedited export vision is not inside prefill: prefill's range did the LLM part only
+    result = analyse(H100, static_file(tmp_path, WHOLE_RANGE_STATIC), env={})
+    assert _row(result, "prefill")["total_flops"] == MATMUL_FLOPS
+    assert _row(result, "total")["total_flops"] == 3 * MATMUL_FLOPS
+    assert "llm_prefill" not in result.stages["stage"].to_list()
+
+
+def test_mfu_above_peak_is_flagged(tmp_path: Path) -> None:
+    # 10^15 FLOPs in sam's 120 µs of kernels is ~8,300 TFLOP/s: not this run's figure
+    result = analyse(H100, static_file(tmp_path, {"sam": {"flops": 10**15}}), env={})
+    assert _row(result, "sam")["mfu_busy_pct"] > 100
+    assert any(n.startswith("MFU above 100 % of peak") and "sam" in n for n in result.notes)

@@ -93,6 +93,7 @@ def test_three_sources_agree(which: str, request: pytest.FixtureRequest) -> None
         assert src["fvcore"]["flops"] == 2 * src["fvcore"]["macs"]
         # in fact exact: every operator with a contraction has an exact handle in each source
         assert src["fvcore"]["flops"] == ref == src["flop_counter"]["flops"], (which, name)
+        assert src["fvcore"]["params"] == doc["stages"][name]["params"]  # parameter_count
         # activations: fvcore's ActivationCountAnalysis equals the formula's outputs
         assert src["fvcore"]["activations"] == doc["stages"][name]["activations"]
 
@@ -131,6 +132,13 @@ def test_full_stage_figures(full: dict) -> None:
     assert (
         s["prefill"]["operators"]["matmul"] < 2 * 912 * 0.5e9 + s["vision"]["operators"]["matmul"]
     )
+    # prefill reads every LLM weight (all 64 experts are chosen by some of 912 tokens) but only
+    # the 9 embedding rows of the text tokens; vision weights once per call (crops, global)
+    assert s["prefill"]["experts_touched_per_layer"] == 64.0
+    llm_read = s["decode"]["params"] - (129_280 - 9) * 1280
+    assert s["prefill"]["weight_bytes"] == s["vision"]["weight_bytes"] + 2 * llm_read
+    assert s["sam"]["weight_bytes"] == 2 * 2 * s["sam"]["params"]
+    assert s["prefill"]["kv_write_bytes"] == 2 * 12 * 1280 * 912 * 2
     assert s["sam"]["unsupported_ops"]  # listed, not hidden
     assert "aten::scaled_dot_product_attention" not in s["sam"]["unsupported_ops"]
 

@@ -20,6 +20,7 @@ GOLDEN = TRACES / "golden"
 REGEN = "regenerate with `nsys stats -r {report} --format csv -o golden/{stem} {stem}.sqlite`"
 
 NVTX_FIXTURES = [
+    "dsocr_base32_h100_nsys2025",
     "h100_matmul_nvtx_nsys2025",
     "nsysai_h100_2gpu_1s",
     "nsysai_mfu_2gpu_after",
@@ -68,11 +69,18 @@ def test_projection_equals_nvtx_gpu_proj_trace(traces: dict[str, Trace], stem: s
         pl.col("TID").cast(pl.Int64).alias("g_tid"),
         pl.col("Lvl").cast(pl.Int64).alias("g_lvl"),
         pl.col("ParentId").cast(pl.Int64).alias("g_parent"),
+        pl.col("NumChild").cast(pl.Int64).alias("g_children"),
     )
     # nsys lists only ranges that launched GPU work.
     with_ops = ours.filter(pl.col("gpu_ops") > 0).with_columns(nsys_name().alias("nsys_name"))
     assert with_ops.height == gold.height, REGEN.format(report="nvtx_gpu_proj_trace", stem=stem)
-    joined = gold.join(with_ops, on="range_id", how="left")
+    # nsys' NumChild counts only the children that launched GPU work themselves.
+    children = with_ops.group_by("parent_id").agg(pl.len().alias("children"))
+    joined = (
+        gold.join(with_ops, on="range_id", how="left")
+        .join(children, left_on="range_id", right_on="parent_id", how="left")
+        .with_columns(pl.col("children").fill_null(0))
+    )
     pairs = {
         "g_name": "nsys_name",
         "g_start": "gpu_start_ns",
@@ -85,6 +93,7 @@ def test_projection_equals_nvtx_gpu_proj_trace(traces: dict[str, Trace], stem: s
         "g_tid": "tid",
         "g_lvl": "level",
         "g_parent": "parent_id",
+        "g_children": "children",
     }
     for theirs, mine in pairs.items():
         bad = joined.filter(~pl.col(theirs).eq_missing(pl.col(mine)))

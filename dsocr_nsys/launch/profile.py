@@ -101,6 +101,12 @@ def profile_run(
     if version:
         say(f"nsys: {nsys} ({version})")
 
+    # The child's own "Error: ..." line stays in its log: the parent re-raises that error with
+    # the log's path, so the user sees it once.
+    def child_say(line: str) -> None:
+        if not line.startswith("Error: "):
+            say(line)
+
     result_json = run_dir / runinfo.RESULT_JSON
     result_json.unlink(missing_ok=True)
     app = infer_argv(options, result_json)
@@ -111,7 +117,7 @@ def profile_run(
     if nsys is None:
         log = run_dir / runinfo.INFER_LOG
         say(f"running inference without nsys (log: {log})")
-        status = run_step(app, log, say, env)
+        status = run_step(app, log, child_say, env)
         inner = _read_inner(result_json, status, "inference", log)
     else:
         for stale in (rep, sqlite):
@@ -120,7 +126,7 @@ def profile_run(
         argv = profile_argv(nsys, run_dir / runinfo.REPORT_BASE, app, request.extra_nsys_args)
         commands["profile"] = argv
         say(f"nsys profile → {rep} (log: {log})")
-        status = run_step(argv, log, say, env)
+        status = run_step(argv, log, child_say, env)
         inner = _read_inner(result_json, status, "nsys profile", log)
         if not rep.is_file():
             raise NsysStepError(f"nsys profile wrote no {rep}; see its log: {log}")

@@ -24,14 +24,19 @@ equals the correctly rounded FLOPs / (peak × time) whatever the operand order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigMismatchError, StageNotFoundError, TraceContentError
+from ..errors import (
+    ConfigMismatchError,
+    StageNotFoundError,
+    StaticFileError,
+    TraceContentError,
+)
 from ..static.format import StageCompute, StaticCompute
 from .peaks import PeakChoice
 
@@ -39,6 +44,8 @@ DOMAIN = "dsocr"
 TERA = 10**12
 GIGA = 10**9
 VISION_PARTS = ("sam", "clip", "projector")
+# rows mfu derives itself; a static entry of that name is not an NVTX range to look up
+DERIVED = ("vision", "llm_prefill")
 # Stage rows in display order; `vision` and `llm_prefill` are derived, `request`/`total` sums.
 PIPELINE = ("sam", "clip", "projector", "prefill", "decode")
 TIME_BASES = ("busy", "proj", "kernel", "cpu")
@@ -290,6 +297,40 @@ def decode_steps_per_request(
 # --- the computation -------------------------------------------------------------------------
 
 
+def _own_figures(static: StaticCompute, notes: list[str]) -> StaticCompute:
+    """The static file with each NVTX range's *own* figures: when its ``prefill`` entry
+    ``contains`` vision (``dsocr-nsys static`` writes the whole range: vision + LLM), prefill
+    becomes the LLM part (``llm_flops``; bytes = prefill − vision bytes), so that vision
+    nested in a traced prefill is added back from the trace's own nesting and never twice."""
+    pre = static.stage("prefill")
+    if pre is None or "vision" not in (pre.extra.get("contains") or []):
+        return static
+    vision = static.stage("vision")
+    llm_flops = pre.extra.get("llm_flops")
+    if llm_flops is None and pre.extra.get("vision_flops") is not None:
+        llm_flops = pre.flops - int(pre.extra["vision_flops"])
+    if llm_flops is None and vision is not None:
+        llm_flops = pre.flops - vision.flops
+    if llm_flops is None:
+        raise StaticFileError(
+            "static prefill entry contains vision but gives no llm_flops/vision_flops and "
+            "there is no vision entry; regenerate it with `dsocr-nsys static`"
+        )
+    llm_bytes = (
+        pre.bytes - vision.bytes
+        if pre.bytes is not None and vision is not None and vision.bytes is not None
+        else None
+    )
+    notes.append(
+        f"static prefill ({pre.flops:,} FLOPs) contains vision: the LLM part "
+        f"({int(llm_flops):,} FLOPs{'' if llm_bytes is not None else ', bytes unknown'}) is "
+        "prefill's own figure; vision FLOPs nested in a prefill range are added from the trace"
+    )
+    stages = dict(static.stages)
+    stages["prefill"] = replace(pre, flops=int(llm_flops), bytes=llm_bytes)
+    return replace(static, stages=stages)
+
+
 def _static_counts(
     stage: StageCompute | None,
     frame: pl.DataFrame,
@@ -445,7 +486,10 @@ def compute_mfu(
     (unless ``allow_mismatch``).
     """
     notes: list[str] = list(peak.notes)
-    stage_names = list(PIPELINE) + [s for s in static.stages if s not in PIPELINE]
+    static = _own_figures(static, notes)
+    stage_names = list(PIPELINE) + [
+        s for s in static.stages if s not in PIPELINE and s not in DERIVED
+    ]
     sel = select_ranges(ranges, [*stage_names, "request"])
     requests = sel.filter(pl.col("name") == "request")
     sel = sel.filter(pl.col("name") != "request")
@@ -501,7 +545,7 @@ def compute_mfu(
                     f"{s}: {', '.join(zero)} 0 ns (no GPU work recorded in the range?): "
                     "rates on those time bases are left empty"
                 )
-    missing = [s for s in static.stages if s not in present]
+    missing = [s for s in static.stages if s not in present and s not in DERIVED]
     if missing:
         notes.append(f"static stages not in the trace (no row): {', '.join(missing)}")
 
@@ -556,6 +600,12 @@ def compute_mfu(
     rows.append(total_row)
     notes.append(total_note)
 
+    over = [r["stage"] for r in rows if (r["mfu_busy_pct"] or 0) > 100]
+    if over:
+        notes.append(
+            f"MFU above 100 % of peak on GPU busy time ({', '.join(over)}): the static file "
+            "or the peak does not describe this run"
+        )
     stages = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
     decode = decode_table(totals.get("decode"), peak)
     meta = {

@@ -129,13 +129,14 @@ def _llm_param_split(cfg: Any) -> dict[str, int]:
     }
 
 
-def _llm_weight_params(cfg: Any, tokens: int, experts_touched: float) -> int:
-    """Parameters an LLM forward over ``tokens`` tokens reads: everything but the embedding
-    table (only ``tokens`` rows of it) and the routed experts no token uses."""
+def _llm_weight_params(cfg: Any, embed_rows: int, experts_touched: float) -> int:
+    """Parameters an LLM forward reads: everything but the embedding table (only the
+    ``embed_rows`` looked up) and the routed experts no token uses (``experts_touched`` per
+    MoE layer)."""
     s = _llm_param_split(cfg)
     experts = round(experts_touched * s["moe_layers"]) * s["expert"]
     return (
-        tokens * cfg.llm.hidden
+        embed_rows * cfg.llm.hidden
         + s["lm_head"]
         + s["final_norm"]
         + s["attention"]
@@ -347,6 +348,17 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
     fc: dict[str, Any] = {}
     if opts.sources:
         fv = _run_fvcore(model, plan, ctx, progress)
+        from fvcore.nn import parameter_count
+
+        fv_params = parameter_count(model)
+        fv_params_by_stage = {
+            "sam": fv_params["sam"],
+            "clip": fv_params["clip"],
+            "projector": fv_params["projector"],
+            "vision": fv_params["sam"] + fv_params["clip"] + fv_params["projector"],
+            "prefill": fv_params[""],
+            "decode": fv_params["llm"],
+        }
         fc = _run_flop_counter(cfg, plan, ctx, progress)
         for name in ("vision", "prefill"):
             parts = list(VISION) + (["prefill_llm"] if name == "prefill" else [])
@@ -363,7 +375,10 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         "projector": counts["projector"] * calls,
     }
     experts_prefill = expected_experts(plan.prefill_tokens, cfg)
-    weights["prefill_llm"] = _llm_weight_params(cfg, plan.prefill_tokens, experts_prefill)
+    # prefill embeds the text tokens only (BOS + prompt text); image positions come from the
+    # projector
+    text_rows = plan.prefill_tokens - plan.image_tokens
+    weights["prefill_llm"] = _llm_weight_params(cfg, text_rows, experts_prefill)
     weights["decode"] = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
     weights["vision"] = sum(weights[s] for s in VISION)
     weights["prefill"] = weights["vision"] + weights["prefill_llm"]
@@ -447,6 +462,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
                 "flops": 2 * fv_macs,
                 "macs": fv_macs,
                 "norm_flops": 2 * fv_cat.get("norm", 0),
+                "params": fv_params_by_stage[name],
                 "activations": fv[name].activations,
                 "by_operator_macs": dict(fv[name].macs_by_operator),
             }
@@ -481,7 +497,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
                 "top_operators": ", ".join(
                     f"{k} {100 * v / total_ops:.0f}%" for k, v in top if v > 0
                 )[:60],
-                "agreement_pct": (
+                "max_source_diff_pct": (
                     max(
                         abs(agree_rows[-1]["fvcore_diff_pct"]),
                         abs(agree_rows[-1]["flop_counter_diff_pct"]),
@@ -492,7 +508,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             }
         )
         for cat, v in entry["operators"].items():
-            op_rows.append({"stage": name, "category": cat, "flops": v})
+            op_rows.append({"stage": name, "category": cat, "category_flops": v})
 
     config = {
         "preset": opts.preset,
@@ -627,8 +643,13 @@ def _notes(cfg: Any, plan: Any, opts: StaticOptions, calls: int) -> list[str]:
         if opts.preset == "full"
         else "SAM's windowed blocks run qkv/proj on the window-padded grid.",
         "Prefill weight bytes assume uniform routing: expected distinct experts per MoE layer "
-        "E(1-(1-k/E)^S); decode reads k routed + shared experts per MoE layer and one embedding "
-        "row.",
+        "E(1-(1-k/E)^S), and the embedding rows of the text tokens only (image positions come "
+        "from the projector); decode reads k routed + shared experts per MoE layer and one "
+        "embedding row.",
+        "Not in bytes: element-wise traffic (norms, residual adds, SAM's n x n rel-pos bias, "
+        "the prompt concatenation) and the zero-fill of the KV cache the launcher allocates "
+        "inside the prefill range (2 x layers x heads x head_dim x (prefill + new tokens) x "
+        "dtype bytes).",
     ]
 
 

@@ -34,6 +34,11 @@ NVTX_FLAG = (
 STAGE_BY = ("name", "domain")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def open_trace(path: str | Path, threads: int | None = None) -> Trace:
     """Open an ``nsys export --type sqlite`` file read-only.
 
@@ -52,6 +57,7 @@ class Trace:
         self._con = con
         self._tables = db.table_names(con)
         self._ops_loaded = False
+        self._nvtx_loaded = False
         self._ranges_loaded = False
         self._bounds: tuple[int | None, int | None] = (None, None)
         self._trace_busy_ns: int | None = None
@@ -80,16 +86,17 @@ class Trace:
             if params:
                 return self._con.execute(load_sql(name), params)
             return self._con.execute(load_sql(name))
+        except (duckdb.ParserException, duckdb.OutOfMemoryException):
+            raise  # our bug, or the machine's limit: not the file's fault
+        except (duckdb.CatalogException, duckdb.BinderException) as exc:
+            raise TraceContentError(
+                f"{self.path}: the export lacks a table or column the engine reads "
+                f"({_first_line(exc)}); export it with Nsight Systems 2022.2 or newer"
+            ) from exc
         except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if (
-                isinstance(exc, (duckdb.IOException, duckdb.InternalException))
-                or "sqlite" in first.lower()
-            ):
-                raise InputFileError(
-                    f"{self.path}: damaged or unreadable export ({first}); export it again"
-                ) from exc
-            raise
+            raise InputFileError(
+                f"{self.path}: damaged or unreadable export ({_first_line(exc)}); export it again"
+            ) from exc
 
     def _frame(self, name: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
         return self._run(name, params).pl()
@@ -131,22 +138,30 @@ class Trace:
                 "while profiling; check the profiled command and the capture range"
             )
 
-    def _load_ranges(self) -> None:
-        """Materialise NVTX ranges, their nesting, op attribution and metrics (once)."""
-        if self._ranges_loaded:
+    def _load_nvtx(self) -> None:
+        """Materialise the NVTX ranges (once); needs the GPU ops for the trace's end."""
+        if self._nvtx_loaded:
             return
         if not self.has_table("NVTX_EVENTS"):
             raise TraceContentError(
                 f"{self.path}: no NVTX_EVENTS table: the trace was recorded without NVTX; "
                 f"{NVTX_FLAG}"
             )
+        self._load_ops()
+        self._run("trace_nvtx_ranges", {"last_ns": self._bounds[1]})
+        self._nvtx_loaded = True
+
+    def _load_ranges(self) -> None:
+        """Materialise NVTX ranges, their nesting, op attribution and metrics (once)."""
+        if self._ranges_loaded:
+            return
+        self._load_nvtx()
         self._require_kernels()
         if not self.has_table(RUNTIME_TABLE):
             raise TraceContentError(
                 f"{self.path}: no CUDA runtime calls ({RUNTIME_TABLE} missing), so GPU work cannot "
                 f"be attributed to NVTX ranges; {NVTX_FLAG}"
             )
-        self._run("trace_nvtx_ranges", {"last_ns": self._bounds[1]})
         if not self._run("trace_nvtx_bounds").fetchone()[2]:
             raise TraceContentError(
                 f"{self.path}: the NVTX_EVENTS table holds no ranges; wrap the stages in NVTX "
@@ -269,6 +284,12 @@ class Trace:
             {"stage": stage, "include_warmup": include_warmup, "top": top},
         )
 
+    def gpus(self) -> list[GpuInfo]:
+        """The GPUs in ``TARGET_INFO_GPU`` (empty when the export lacks the table)."""
+        if not self.has_table("TARGET_INFO_GPU"):
+            return []
+        return [GpuInfo(**row) for row in self._frame("trace_info_gpus").to_dicts()]
+
     def info(self) -> TraceInfo:
         """Exporter and schema version, GPUs, event counts and the trace's span."""
         self._load_ops()
@@ -277,14 +298,12 @@ class Trace:
             meta = dict(self._run("trace_info_meta").fetchall())
         elif self.has_table("EXPORT_META_DATA"):
             meta = dict(self._run("trace_info_meta_legacy").fetchall())
-        gpus: list[GpuInfo] = []
-        if self.has_table("TARGET_INFO_GPU"):
-            gpus = [GpuInfo(**row) for row in self._frame("trace_info_gpus").to_dicts()]
+        gpus = self.gpus()
         kernels, memcpy, memset = self._run("trace_op_counts").fetchone()
         first, last = self._bounds
         nvtx_ranges = None
         if self.has_table("NVTX_EVENTS"):
-            self._run("trace_nvtx_ranges", {"last_ns": last}) if not self._ranges_loaded else None
+            self._load_nvtx()
             n_first, n_last, nvtx_ranges = self._run("trace_nvtx_bounds").fetchone()
             first = min((v for v in (first, n_first) if v is not None), default=None)
             last = max((v for v in (last, n_last) if v is not None), default=None)
