@@ -9,27 +9,34 @@
 --   kernel_ns = sum of kernel durations (overlaps counted twice: nsys nvtx_kern_sum Total Time);
 --   gpu_busy_ns = length of the union of all op intervals, on all streams and devices
 --   (overlap counted once); device_ids = the devices the ops ran on.
--- Method for the union: ops sorted by (start, end) within a range; each op adds the part of
---   it past the furthest end seen before it: max(0, end - max(start, max earlier end)).
+-- Method for the union (order statistics; a running max over the sorted ops gives the same
+--   integers but costs ~2x as much, docs/benchmarks.md): sort a range's N op starts and,
+--   separately, its N op ends; with s_(k), e_(k) the k-th smallest, the union is
+--   [s_(1), e_(N)] minus the gaps s_(k+1) - e_(k) wherever positive (k < N). Why: by time
+--   e_(k) at least k ops have ended, so at least k have started; if exactly k have started
+--   (s_(k+1) > e_(k)) all of them have ended and nothing runs until s_(k+1).
+--   An op with end < start (never in nsys output) counts as zero-length, as in the sweep.
 CREATE OR REPLACE TEMP TABLE range_metrics AS
 WITH ro AS MATERIALIZED (
     SELECT r.range_id, o.kind, o.start_ns, o.end_ns, o.device_id
     FROM range_ops AS r
     JOIN ops AS o USING (op_id)
 ),
-busy AS (
-    -- Only the three columns the window needs are sorted (the costly step).
-    SELECT range_id,
-           CAST(sum(greatest(0, end_ns - greatest(start_ns, coalesce(reach_ns, start_ns))))
-                AS BIGINT) AS gpu_busy_ns
-    FROM (
-        SELECT range_id, start_ns, end_ns,
-               max(end_ns) OVER (
-                   PARTITION BY range_id ORDER BY start_ns, end_ns
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach_ns
-        FROM ro
-    )
-    GROUP BY range_id
+starts AS (
+    SELECT range_id, start_ns,
+           row_number() OVER (PARTITION BY range_id ORDER BY start_ns) AS k
+    FROM ro
+),
+ends AS (
+    SELECT range_id, greatest(end_ns, start_ns) AS end_ns,
+           row_number() OVER (PARTITION BY range_id ORDER BY greatest(end_ns, start_ns)) AS k
+    FROM ro
+),
+gaps AS (
+    SELECT e.range_id, sum(greatest(0, s.start_ns - e.end_ns)) AS gap_ns
+    FROM ends AS e
+    JOIN starts AS s ON s.range_id = e.range_id AND s.k = e.k + 1
+    GROUP BY e.range_id
 ),
 agg AS (
     SELECT range_id,
@@ -40,7 +47,8 @@ agg AS (
            count(*) FILTER (WHERE kind = 'memset') AS memsets,
            CAST(coalesce(sum(end_ns - start_ns) FILTER (WHERE kind = 'kernel'), 0) AS BIGINT)
                AS kernel_ns,
-           list(DISTINCT device_id ORDER BY device_id) AS device_ids
+           list(DISTINCT device_id ORDER BY device_id) AS device_ids,
+           max(greatest(end_ns, start_ns)) - min(start_ns) AS span_ns
     FROM ro
     GROUP BY range_id
 ),
@@ -48,7 +56,8 @@ launch_counts AS (
     SELECT range_id, count(*) AS gpu_ops FROM range_launches GROUP BY range_id
 )
 SELECT a.range_id, a.gpu_start_ns, a.gpu_end_ns, c.gpu_ops, a.kernels, a.memcpys, a.memsets,
-       a.kernel_ns, a.device_ids, b.gpu_busy_ns
+       a.kernel_ns, a.device_ids,
+       CAST(a.span_ns - coalesce(g.gap_ns, 0) AS BIGINT) AS gpu_busy_ns
 FROM agg AS a
-JOIN busy AS b USING (range_id)
+LEFT JOIN gaps AS g USING (range_id)
 JOIN launch_counts AS c USING (range_id);
