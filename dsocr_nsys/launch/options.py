@@ -1,9 +1,9 @@
 """The inference options shared by ``infer`` and ``profile``, and their round trip to argv.
 
-:class:`LaunchOptions` mirrors :class:`dsocr_nsys.model.generate.InferenceSettings` field for
-field, but imports neither torch nor polars: the outer ``profile`` process only turns it back
-into the argv of the inner ``infer`` process (:meth:`LaunchOptions.to_argv`), and the GPU image
-that runs it has no polars.
+:class:`LaunchOptions` is :class:`dsocr_nsys.settings.InferenceSettings` with the launcher's
+methods; neither imports torch nor polars: the outer ``profile`` process only turns it back into
+the argv of the inner ``infer`` process (:meth:`LaunchOptions.to_argv`), and the GPU image that
+runs it has no polars.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import InputFileError
+from ..settings import InferenceSettings
 
 PRESETS = ("full", "tiny")
 MODES = ("tiny", "small", "base", "large", "gundam")
@@ -23,21 +24,9 @@ DTYPES = ("bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)
-class LaunchOptions:
-    """What to run: the same fields and defaults as the model's ``InferenceSettings``."""
-
-    preset: str = "full"
-    mode: str = "base"
-    image: Path | None = None
-    weights: Path | None = None
-    max_new_tokens: int = 32
-    warmup: int = 1
-    repeats: int = 1
-    device: str = "cuda"
-    dtype: str = "bfloat16"
-    nvtx: bool = True
-    seed: int = 0
-    crops: int | None = None
+class LaunchOptions(InferenceSettings):
+    """What to run (the model's :class:`InferenceSettings`), plus what the launcher does with
+    it: early validation and the ``infer`` argv that reproduces it."""
 
     def validate(self) -> None:
         """Fail early, before a model is built or nsys started, on inputs we can check here."""
@@ -75,10 +64,8 @@ class LaunchOptions:
             argv.append("--no-nvtx")
         return argv
 
-    def to_settings(self) -> Any:
-        """The model's ``InferenceSettings`` (imports torch through the model package)."""
-        from ..model.generate import InferenceSettings
-
+    def to_settings(self) -> InferenceSettings:
+        """The plain :class:`InferenceSettings` that ``run_inference`` takes."""
         return InferenceSettings(**asdict(self))
 
     def as_record(self) -> dict[str, Any]:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ModelError
+from ..settings import InferenceSettings
 from .config import get_config
 from .deepseek_ocr import DeepseekOCR, build_model, parameter_counts, resolve_dtype
 from .inputs import RequestPlan, load_image, plan_request, prepare_pixels, prompt_ids
@@ -35,24 +35,6 @@ from .llm import KVCache
 from .ranges import Ranges
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class InferenceSettings:
-    """What to run. ``crops`` forces the gundam crop count (2..9)."""
-
-    preset: str = "full"
-    mode: str = "base"
-    image: Path | None = None
-    weights: Path | None = None
-    max_new_tokens: int = 32
-    warmup: int = 1
-    repeats: int = 1
-    device: str = "cuda"
-    dtype: str = "bfloat16"
-    nvtx: bool = True
-    seed: int = 0
-    crops: int | None = None
 
 
 @dataclass
