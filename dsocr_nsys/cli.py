@@ -6,6 +6,7 @@ stderr and exit code 2, here and nowhere else.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -46,10 +47,8 @@ def cli() -> None:
 
 # --- trace engine: stages, kernels, info ------------------------------------------------
 
-from pathlib import Path as _TracePath  # noqa: E402  (kept inside this section on purpose)
-
 # No exists=True: the library's InputFileError gives the one-line message for a bad path.
-_TRACE_ARG = click.argument("trace", type=click.Path(path_type=_TracePath, dir_okay=True))
+_TRACE_ARG = click.argument("trace", type=click.Path(path_type=Path, dir_okay=True))
 _STAGE_COLUMNS = (
     "name", "pid", "device_ids", "instances", "gpu_ops", "kernels",
     "proj_total_ns", "busy_total_ns", "kernel_total_ns", "idle_total_ns", "cpu_total_ns",
@@ -58,7 +57,7 @@ _STAGE_COLUMNS = (
 _NAME_WIDTH = 70
 
 
-def _open_trace_cli(path: _TracePath) -> Any:
+def _open_trace_cli(path: Path) -> Any:
     from .trace import open_trace
 
     if path.is_file() and path.stat().st_size > 64 * 1024 * 1024:
@@ -117,7 +116,7 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
 @click.option("--wide", is_flag=True, help="table/md: show every column (json/csv always do).")
 @output_options
 def stages(
-    trace: _TracePath,
+    trace: Path,
     include_warmup: bool,
     stage_names: tuple[str, ...],
     wide: bool,
@@ -153,7 +152,7 @@ def stages(
 )
 @output_options
 def kernels(
-    trace: _TracePath,
+    trace: Path,
     stage: str | None,
     top: int,
     include_warmup: bool,
@@ -178,7 +177,7 @@ def kernels(
 @cli.command()
 @_TRACE_ARG
 @output_options
-def info(trace: _TracePath, fmt: str, output: str | None) -> None:
+def info(trace: Path, fmt: str, output: str | None) -> None:
     """What an export holds: nsys version, GPUs, event counts, duration."""
     import polars as pl
 
