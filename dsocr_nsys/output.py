@@ -108,7 +108,13 @@ def _cell(value: Any, scale: tuple[str, float, int] | None) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "nan"
     if scale is not None:
-        return f"{value / scale[1]:,.{scale[2]}f}"
+        scaled = value / scale[1]
+        # Keep two significant digits of small non-zero figures (a 0.04 % decode MFU must not
+        # read as 0.0).
+        digits = scale[2]
+        if scaled and abs(scaled) < 10.0**-digits * 10:
+            digits = max(digits, 1 - math.floor(math.log10(abs(scaled))))
+        return f"{scaled:,.{digits}f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):

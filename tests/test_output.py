@@ -45,3 +45,9 @@ def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
     write_atomic(target, "two")
     assert target.read_text() == "two"
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]
+
+
+def test_small_figures_keep_two_significant_digits() -> None:
+    frame = pl.DataFrame({"mfu_pct": [66.66, 0.0391, 0.0]})
+    text = render(Report(tables={"m": frame}), "table")
+    assert "66.7" in text and "0.039" in text and "0.0\n" in text + "\n"
