@@ -18,7 +18,7 @@ from .launch.profile import profile_options, request_from_kwargs
 from .output import Report, emit, output_options
 
 
-class _Group(click.Group):
+class DsocrGroup(click.Group):
     """Maps the library's typed errors to one stderr line and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -37,7 +37,7 @@ def progress(message: str) -> None:
     click.echo(message, err=True)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DsocrGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dsocr-nsys")
 def cli() -> None:
     """Where DeepSeek-OCR inference spends its GPU time, from Nsight Systems traces."""

@@ -13,27 +13,12 @@ from typing import Any
 
 import click
 
-from ..errors import DsocrError
+from ..cli import DsocrGroup, progress
 from . import runinfo
 from .infer import execute_infer, summary_rows
 from .options import inference_options, options_from_kwargs
 from .profile import profile_options, profile_run, request_from_kwargs
 from .report import run_report
-
-
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
-
-
-class _Group(click.Group):
-    """Typed errors: one stderr line and exit code 2, as in ``dsocr_nsys.cli``."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DsocrError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
 
 
 def _plain(rows: list[dict[str, Any]]) -> str:
@@ -56,7 +41,7 @@ def _plain(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DsocrGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """DeepSeek-OCR launcher (polars-free entry point of dsocr-nsys)."""
 
@@ -67,7 +52,7 @@ def main() -> None:
 def infer_command(result_json: Path | None, **kwargs: Any) -> None:
     """Run DeepSeek-OCR inference in this process and print wall times."""
     options = options_from_kwargs(kwargs)
-    payload = execute_infer(options, result_json, _progress)
+    payload = execute_infer(options, result_json, progress)
     click.echo(_plain(summary_rows(payload["result"])), nl=False)
 
 
@@ -78,7 +63,7 @@ def profile_command(**kwargs: Any) -> None:
     """Run inference under nsys and leave a run folder (trace.nsys-rep, trace.sqlite, run.json)."""
     options = options_from_kwargs(kwargs)
     request = request_from_kwargs(kwargs, options)
-    record = profile_run(options, request, _progress)
+    record = profile_run(options, request, progress)
     click.echo(
         f"run folder: {request.out}\n"
         f"mode {record['mode']}, views {record['views']}, prefill tokens "
@@ -95,7 +80,7 @@ def report_command(run_dir: Path, gpu: str | None, dsocr: str) -> None:
     """Static compute for the run's configuration, then MFU of its trace (make report)."""
     if run_dir.name == runinfo.LATEST:
         run_dir = runinfo.resolve_latest(run_dir.parent)
-    run_report(run_dir, (dsocr,), gpu, _progress)
+    run_report(run_dir, (dsocr,), gpu, progress)
 
 
 if __name__ == "__main__":
