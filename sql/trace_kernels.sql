@@ -1,13 +1,15 @@
--- Question: which kernels took the GPU time, over the whole trace?
--- Inputs: temp table ops, t.StringIds; $top (INTEGER).
--- Definition (= nsys stats cuda_gpu_kern_sum): kernels grouped by demangled name; instances,
---   total/mean/median/min/max/stddev (sample) of durations (end - start); share_pct = the
---   group's total over all kernel time * 100. Median averages the two middle values of an
---   even count. The $top groups with the largest total are returned.
+-- Question: which kernels took the GPU time in a scope (the whole trace, or one stage)?
+-- Inputs: temp tables ops and kernel_scope (trace_kernel_scope_all.sql or
+--   trace_kernel_scope_stage.sql), t.StringIds; $top (INTEGER).
+-- Definition (= nsys stats cuda_gpu_kern_sum over the whole trace): the scope's kernels grouped
+--   by demangled name; instances, total/mean/median/min/max/stddev (sample) of durations
+--   (end - start); share_pct = the group's total over the scope's kernel time * 100. Median
+--   averages the two middle values of an even count. The $top groups with the largest total.
 WITH k AS (
-    SELECT name_id, short_name_id, end_ns - start_ns AS dur_ns
-    FROM ops
-    WHERE kind = 'kernel'
+    SELECT o.name_id, o.short_name_id, o.end_ns - o.start_ns AS dur_ns
+    FROM ops AS o
+    SEMI JOIN kernel_scope AS s ON s.op_id = o.op_id
+    WHERE o.kind = 'kernel'
 ),
 g AS (
     SELECT name_id,

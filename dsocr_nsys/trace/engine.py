@@ -276,13 +276,14 @@ class Trace:
             raise ValueError("top must be at least 1")
         if stage is None:
             self._require_kernels()
-            return self._frame("trace_kernels", {"top": top})
-        self._load_ranges()
-        self._check_names([stage])
-        return self._frame(
-            "trace_stage_kernels",
-            {"stage": stage, "include_warmup": include_warmup, "top": top},
-        )
+            self._run("trace_kernel_scope_all")
+        else:
+            self._load_ranges()
+            self._check_names([stage])
+            self._run(
+                "trace_kernel_scope_stage", {"stage": stage, "include_warmup": include_warmup}
+            )
+        return self._frame("trace_kernels", {"top": top})
 
     def gpus(self) -> list[GpuInfo]:
         """The GPUs in ``TARGET_INFO_GPU`` (empty when the export lacks the table)."""
