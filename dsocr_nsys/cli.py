@@ -49,6 +49,12 @@ def cli() -> None:
 
 # No exists=True: the library's InputFileError gives the one-line message for a bad path.
 _TRACE_ARG = click.argument("trace", type=click.Path(path_type=Path, dir_okay=True))
+# One warm-up rule for every command that reads ranges (see docs/trace-engine.md).
+_INCLUDE_WARMUP = click.option(
+    "--include-warmup",
+    is_flag=True,
+    help="Count ranges named `warmup` and everything nested in them (left out by default).",
+)
 _STAGE_COLUMNS = (
     "name", "pid", "device_ids", "instances", "gpu_ops", "kernels",
     "proj_total_ns", "busy_total_ns", "kernel_total_ns", "idle_total_ns", "cpu_total_ns",
@@ -101,11 +107,7 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
 
 @cli.command()
 @_TRACE_ARG
-@click.option(
-    "--include-warmup",
-    is_flag=True,
-    help="Count ranges named `warmup` and everything nested in them (left out by default).",
-)
+@_INCLUDE_WARMUP
 @click.option(
     "--stage",
     "stage_names",
@@ -147,9 +149,7 @@ def stages(
 @_TRACE_ARG
 @click.option("--stage", default=None, metavar="NAME", help="Only kernels launched in this stage.")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--include-warmup", is_flag=True, help="With --stage: count its warm-up instances too."
-)
+@_INCLUDE_WARMUP
 @output_options
 def kernels(
     trace: Path,
@@ -319,7 +319,7 @@ def static_cmd(
     is_flag=True,
     help="Go on when the static configuration does not match the trace (noted in the report).",
 )
-@click.option("--include-warmup", is_flag=True, help="Count instances inside `warmup` ranges.")
+@_INCLUDE_WARMUP
 @output_options
 def mfu_cmd(
     trace: str,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,21 @@ class StaticReport:
             f"({cfg['decode_context_mode']})"
         )
         return Report(self.tables, self.notes, meta, "DeepSeek-OCR static compute")
+
+
+def _params_by_stage(counts: Mapping[str, int], total_key: str) -> dict[str, int]:
+    """Parameters per stage from per-module counts (the model's own or fvcore's, whose whole
+    model sits under ``total_key``): vision = its three parts, prefill = the whole model (vision
+    runs inside it), decode = the LLM."""
+    vision = counts["sam"] + counts["clip"] + counts["projector"]
+    return {
+        "sam": counts["sam"],
+        "clip": counts["clip"],
+        "projector": counts["projector"],
+        "vision": vision,
+        "prefill": counts[total_key],
+        "decode": counts["llm"],
+    }
 
 
 def decode_context(
@@ -351,14 +366,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         from fvcore.nn import parameter_count
 
         fv_params = parameter_count(model)
-        fv_params_by_stage = {
-            "sam": fv_params["sam"],
-            "clip": fv_params["clip"],
-            "projector": fv_params["projector"],
-            "vision": fv_params["sam"] + fv_params["clip"] + fv_params["projector"],
-            "prefill": fv_params[""],
-            "decode": fv_params["llm"],
-        }
+        fv_params_by_stage = _params_by_stage(fv_params, total_key="")
         fc = _run_flop_counter(cfg, plan, ctx, progress)
         for name in ("vision", "prefill"):
             parts = list(VISION) + (["prefill_llm"] if name == "prefill" else [])
@@ -383,14 +391,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
     weights["vision"] = sum(weights[s] for s in VISION)
     weights["prefill"] = weights["vision"] + weights["prefill_llm"]
     kv_per_pos = 2 * cfg.llm.layers * cfg.llm.heads * cfg.llm.head_dim * dbytes
-    params = {
-        "sam": counts["sam"],
-        "clip": counts["clip"],
-        "projector": counts["projector"],
-        "vision": counts["sam"] + counts["clip"] + counts["projector"],
-        "prefill": counts["total"],
-        "decode": counts["llm"],
-    }
+    params = _params_by_stage(counts, total_key="total")
     decode_active = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
 
     stages: dict[str, Any] = {}
