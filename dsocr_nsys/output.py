@@ -69,9 +69,31 @@ def _time_unit(values: pl.Series) -> tuple[str, float]:
     return "µs", 1e3
 
 
+# Words a header spells the way the field does (sentence case would give "Gpu", "Mfu").
+_SPELLED = {
+    "gpu": "GPU",
+    "gpus": "GPUs",
+    "cpu": "CPU",
+    "mfu": "MFU",
+    "kv": "KV",
+    "id": "ID",
+    "ids": "IDs",
+    "pid": "PID",
+    "tid": "TID",
+    "sm": "SM",
+    "sms": "SMs",
+    "nvtx": "NVTX",
+    "hbm": "HBM",
+    "fvcore": "fvcore",
+}
+
+
 def _label(name: str) -> str:
-    words = name.replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
+    """Header text for a column name: words in sentence case, acronyms as spelled."""
+    words = [_SPELLED.get(w.lower(), w) for w in name.replace("_", " ").split()]
+    if words and words[0] not in _SPELLED.values():
+        words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(words)
 
 
 def humanize(frame: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:

@@ -1,14 +1,17 @@
 -- Question: which kernels took the GPU time in a scope (the whole trace, or one stage)?
 -- Inputs: temp tables ops and kernel_scope (trace_kernel_scope_all.sql or
---   trace_kernel_scope_stage.sql), t.StringIds; $top (INTEGER).
+--   trace_kernel_scope_stage.sql), t.CUPTI_ACTIVITY_KIND_KERNEL (names, by rowid = op_id),
+--   t.StringIds; $top (INTEGER).
 -- Definition (= nsys stats cuda_gpu_kern_sum over the whole trace): the scope's kernels grouped
 --   by demangled name; instances, total/mean/median/min/max/stddev (sample) of durations
 --   (end - start); share_pct = the group's total over the scope's kernel time * 100. Median
 --   averages the two middle values of an even count. The $top groups with the largest total.
 WITH k AS (
-    SELECT o.name_id, o.short_name_id, o.end_ns - o.start_ns AS dur_ns
+    SELECT kt.demangledName AS name_id, kt.shortName AS short_name_id,
+           o.end_ns - o.start_ns AS dur_ns
     FROM ops AS o
     SEMI JOIN kernel_scope AS s ON s.op_id = o.op_id
+    JOIN t.CUPTI_ACTIVITY_KIND_KERNEL AS kt ON kt.rowid = o.op_id
     WHERE o.kind = 'kernel'
 ),
 g AS (

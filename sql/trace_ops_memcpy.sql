@@ -1,7 +1,5 @@
 -- Question: which memory copies ran on the GPU?
 -- Inputs: t.CUPTI_ACTIVITY_KIND_MEMCPY.
 -- Definition: every memcpy row, kind 'memcpy', op_id = rowid + 2^40.
-INSERT INTO ops
-SELECT rowid + 1099511627776, 'memcpy', start, "end", deviceId, streamId, correlationId,
-       globalPid, NULL, NULL
-FROM t.CUPTI_ACTIVITY_KIND_MEMCPY;
+SELECT rowid + 1099511627776, 'memcpy', start, "end", deviceId, correlationId, globalPid
+FROM t.CUPTI_ACTIVITY_KIND_MEMCPY

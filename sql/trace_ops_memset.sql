@@ -1,7 +1,5 @@
 -- Question: which memsets ran on the GPU?
 -- Inputs: t.CUPTI_ACTIVITY_KIND_MEMSET.
 -- Definition: every memset row, kind 'memset', op_id = rowid + 2^41.
-INSERT INTO ops
-SELECT rowid + 2199023255552, 'memset', start, "end", deviceId, streamId, correlationId,
-       globalPid, NULL, NULL
-FROM t.CUPTI_ACTIVITY_KIND_MEMSET;
+SELECT rowid + 2199023255552, 'memset', start, "end", deviceId, correlationId, globalPid
+FROM t.CUPTI_ACTIVITY_KIND_MEMSET

@@ -1,5 +1,5 @@
 -- Question: how long did each NVTX range keep the GPU busy, in each time base?
--- Inputs: temp tables range_launches, range_ops, ops.
+-- Inputs: temp tables range_launches, range_ops.
 -- Definition, per range with at least one GPU operation:
 --   gpu_start_ns / gpu_end_ns = first op start / last op end (nsys "Projected Start", and
 --   "Projected Duration" = gpu_end - gpu_start = proj_ns);
@@ -9,36 +9,15 @@
 --   kernel_ns = sum of kernel durations (overlaps counted twice: nsys nvtx_kern_sum Total Time);
 --   gpu_busy_ns = length of the union of all op intervals, on all streams and devices
 --   (overlap counted once); device_ids = the devices the ops ran on.
--- Method for the union (order statistics; a running max over the sorted ops gives the same
---   integers but costs ~2x as much, docs/benchmarks.md): sort a range's N op starts and,
---   separately, its N op ends; with s_(k), e_(k) the k-th smallest, the union is
---   [s_(1), e_(N)] minus the gaps s_(k+1) - e_(k) wherever positive (k < N). Why: by time
---   e_(k) at least k ops have ended, so at least k have started; if exactly k have started
---   (s_(k+1) > e_(k)) all of them have ended and nothing runs until s_(k+1).
+-- Method for the union (order statistics): sort a range's N op starts and, separately, its N
+--   op ends; with s_(k), e_(k) the k-th smallest, the union is [s_(1), e_(N)] minus the gaps
+--   s_(k+1) - e_(k) wherever positive (k < N). Why: by time e_(k) at least k ops have ended,
+--   so at least k have started; if exactly k have started (s_(k+1) > e_(k)) all of them have
+--   ended and nothing runs until s_(k+1). Each range's starts and ends are sorted as two lists
+--   in one pass over range_ops (no window, no self-join: docs/benchmarks.md has the timings).
 --   An op with end < start (never in nsys output) counts as zero-length, as in the sweep.
 CREATE OR REPLACE TEMP TABLE range_metrics AS
-WITH ro AS MATERIALIZED (
-    SELECT r.range_id, o.kind, o.start_ns, o.end_ns, o.device_id
-    FROM range_ops AS r
-    JOIN ops AS o USING (op_id)
-),
-starts AS (
-    SELECT range_id, start_ns,
-           row_number() OVER (PARTITION BY range_id ORDER BY start_ns) AS k
-    FROM ro
-),
-ends AS (
-    SELECT range_id, greatest(end_ns, start_ns) AS end_ns,
-           row_number() OVER (PARTITION BY range_id ORDER BY greatest(end_ns, start_ns)) AS k
-    FROM ro
-),
-gaps AS (
-    SELECT e.range_id, sum(greatest(0, s.start_ns - e.end_ns)) AS gap_ns
-    FROM ends AS e
-    JOIN starts AS s ON s.range_id = e.range_id AND s.k = e.k + 1
-    GROUP BY e.range_id
-),
-agg AS (
+WITH agg AS (
     SELECT range_id,
            min(start_ns) AS gpu_start_ns,
            max(end_ns) AS gpu_end_ns,
@@ -48,8 +27,9 @@ agg AS (
            CAST(coalesce(sum(end_ns - start_ns) FILTER (WHERE kind = 'kernel'), 0) AS BIGINT)
                AS kernel_ns,
            list(DISTINCT device_id ORDER BY device_id) AS device_ids,
-           max(greatest(end_ns, start_ns)) - min(start_ns) AS span_ns
-    FROM ro
+           list_sort(list(start_ns)) AS starts,
+           list_sort(list(greatest(end_ns, start_ns))) AS ends
+    FROM range_ops
     GROUP BY range_id
 ),
 launch_counts AS (
@@ -57,7 +37,13 @@ launch_counts AS (
 )
 SELECT a.range_id, a.gpu_start_ns, a.gpu_end_ns, c.gpu_ops, a.kernels, a.memcpys, a.memsets,
        a.kernel_ns, a.device_ids,
-       CAST(a.span_ns - coalesce(g.gap_ns, 0) AS BIGINT) AS gpu_busy_ns
+       CAST(
+           a.ends[-1] - a.starts[1]
+           - coalesce(list_sum(list_transform(
+                 -- pairs (s_(k+1), e_(k)) for k = 1 .. N-1
+                 list_zip(list_slice(a.starts, 2, len(a.starts)),
+                          list_slice(a.ends, 1, len(a.ends) - 1)),
+                 p -> greatest(0, p[1] - p[2]))), 0)
+           AS BIGINT) AS gpu_busy_ns
 FROM agg AS a
-LEFT JOIN gaps AS g USING (range_id)
 JOIN launch_counts AS c USING (range_id);

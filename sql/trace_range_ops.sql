@@ -5,7 +5,9 @@
 --   range.start <= call.start and call.end <= range.end. The call is joined to the operation
 --   on correlationId within the same process.
 -- Output: range_launches, one row per (range, launch) — its count per range is nsys'
---   NumGPUOps — and range_ops, one row per (range, operation).
+--   NumGPUOps — and the view range_ops, one row per (range, operation) with the operation's
+--   kind, times and device. A view, not a table: each reader makes one pass over the join, and
+--   writing its millions of rows out first cost more than the join itself.
 -- Method: an interval join done as a hash join. Time is cut into buckets of `width` ns; each
 --   range is expanded to the buckets it touches, each call falls in the bucket of its start;
 --   the equi-join on (thread, bucket) finds the candidates, the exact test keeps the right
@@ -42,7 +44,7 @@ FROM range_buckets AS rb
 JOIN call_buckets AS cb ON cb.global_tid = rb.global_tid AND cb.bucket = rb.bucket
 WHERE rb.start_ns <= cb.start_ns AND cb.end_ns <= rb.end_ns;
 
-CREATE OR REPLACE TEMP TABLE range_ops AS
-SELECT h.range_id, o.op_id
+CREATE OR REPLACE TEMP VIEW range_ops AS
+SELECT h.range_id, o.op_id, o.kind, o.start_ns, o.end_ns, o.device_id
 FROM range_launches AS h
 JOIN ops AS o ON o.correlation_id = h.correlation_id AND o.global_pid = h.global_pid;

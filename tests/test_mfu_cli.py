@@ -36,7 +36,7 @@ def test_table_default() -> None:
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "Peak: 989 TFLOP/s dense BF16, 3350 GB/s (peak table H100 SXM" in out
-    assert "Mfu busy (%)" in out and "[Roofline]" in out and "[Timeline]" in out
+    assert "MFU busy (%)" in out and "[Roofline]" in out and "[Timeline]" in out
     assert "h100_matmul_nvtx_nsys2025.nsys-rep" in out
     assert "reading" in result.stderr  # progress on stderr, data on stdout
 

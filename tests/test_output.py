@@ -21,7 +21,7 @@ def _report() -> Report:
 
 def test_table_shows_ms_with_unit_in_header() -> None:
     text = render(_report(), "table")
-    assert "Gpu busy (ms)" in text
+    assert "GPU busy (ms)" in text
     assert "2.500" in text and "1.250" in text
     assert "66.7" in text
 

@@ -9,17 +9,22 @@ See docs/trace-engine.md for the definitions and how they relate to ``nsys stats
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from ..errors import InputFileError, StageNotFoundError, TraceContentError
 from ..sqlfiles import load_sql
 from . import db
 from .model import GpuInfo, TraceInfo
+
+if TYPE_CHECKING:  # imported where frames are built, so a command's start-up can import
+    # polars on another thread while DuckDB reads the export (see cli._open_trace_cli)
+    import polars as pl
 
 KERNEL_TABLE = "CUPTI_ACTIVITY_KIND_KERNEL"
 RUNTIME_TABLE = "CUPTI_ACTIVITY_KIND_RUNTIME"
@@ -81,11 +86,13 @@ class Trace:
 
     # --- query plumbing --------------------------------------------------------------------
 
-    def _run(self, name: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    @contextmanager
+    def _querying(self) -> Iterator[None]:
+        """Run DuckDB calls: bound parameters without the pandas import, and DuckDB errors
+        raised while reading the export turned into the package's typed errors."""
         try:
-            if params:
-                return self._con.execute(load_sql(name), params)
-            return self._con.execute(load_sql(name))
+            with db.no_pandas_import():
+                yield
         except (duckdb.ParserException, duckdb.OutOfMemoryException):
             raise  # our bug, or the machine's limit: not the file's fault
         except (duckdb.CatalogException, duckdb.BinderException) as exc:
@@ -98,8 +105,25 @@ class Trace:
                 f"{self.path}: damaged or unreadable export ({_first_line(exc)}); export it again"
             ) from exc
 
-    def _frame(self, name: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        return self._run(name, params).pl()
+    def _execute(self, sql: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Execute one statement; the connection is returned for ``fetchone``/``fetchall``."""
+        with self._querying():
+            return self._con.execute(sql, params)
+
+    def _run(self, name: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Execute ``sql/<name>.sql`` (see :meth:`_execute`)."""
+        return self._execute(load_sql(name), params)
+
+    def _frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """A SELECT's result as a polars frame.
+
+        Handed over through the Arrow C stream interface rather than ``.pl()``, which would
+        import pyarrow (a third of a second at start-up) only to pass the same buffers along.
+        """
+        import polars as pl
+
+        with self._querying():
+            return pl.DataFrame(self._con.sql(sql, params=params))
 
     def has_table(self, table: str) -> bool:
         """Whether the export holds ``table``."""
@@ -110,13 +134,13 @@ class Trace:
         if self._ops_loaded:
             return
         self._run("trace_ops")
-        for table, sql in OP_TABLES.items():
-            if self.has_table(table):
-                self._run(sql)
+        branches = [load_sql(sql) for table, sql in OP_TABLES.items() if self.has_table(table)]
+        if branches:
+            self._execute("INSERT INTO ops\n" + "UNION ALL\n".join(branches))
         if self.has_table(RUNTIME_TABLE):
             self._run("trace_launches")
         else:
-            self._con.execute(
+            self._execute(
                 "CREATE OR REPLACE TEMP TABLE launches (global_tid BIGINT, start_ns BIGINT, "
                 "end_ns BIGINT, correlation_id BIGINT, global_pid BIGINT)"
             )
@@ -174,12 +198,12 @@ class Trace:
     def _trace_busy(self) -> int:
         if self._trace_busy_ns is None:
             self._load_ops()
-            frame = self._frame("trace_gpu_busy")
+            frame = self._frame(load_sql("trace_gpu_busy"))
             self._trace_busy_ns = int(frame["busy_ns"].sum()) if frame.height else 0
         return self._trace_busy_ns
 
     def _known_names(self) -> list[str]:
-        rows = self._con.execute(
+        rows = self._execute(
             "SELECT name FROM range_all GROUP BY name ORDER BY min(start_ns)"
         ).fetchall()
         return [r[0] for r in rows]
@@ -208,11 +232,11 @@ class Trace:
         self._load_ranges()
         if names:
             self._check_names(list(names))
-        return self._con.execute(
+        return self._frame(
             "SELECT * FROM range_all WHERE ($include_warmup OR NOT in_warmup) "
             "AND ($names IS NULL OR list_contains($names, name)) ORDER BY start_ns, range_id",
             {"include_warmup": include_warmup, "names": list(names) if names else None},
-        ).pl()
+        )
 
     def stages(
         self, include_warmup: bool = False, by: str = "name", names: list[str] | None = None
@@ -230,7 +254,7 @@ class Trace:
         self._load_ranges()
         if names:
             self._check_names(list(names))
-        counted = self._con.execute(
+        counted = self._execute(
             "SELECT count(DISTINCT pid), count(DISTINCT device_ids) FILTER (WHERE gpus > 0), "
             "max(gpus) FROM range_all WHERE $include_warmup OR NOT in_warmup",
             {"include_warmup": include_warmup},
@@ -240,7 +264,7 @@ class Trace:
         # Per device only when one process spreads over several GPUs (else pid already splits).
         split_device = not split_pid and ((device_sets or 0) > 1 or (max_gpus or 0) > 1)
         frame = self._frame(
-            "trace_stages",
+            load_sql("trace_stages"),
             {
                 "include_warmup": include_warmup,
                 "names": list(names) if names else None,
@@ -250,9 +274,11 @@ class Trace:
             },
         )
         if by == "domain":
-            domains = self._con.execute(
+            import polars as pl
+
+            domains = self._frame(
                 "SELECT name, any_value(domain) AS domain FROM range_all GROUP BY name"
-            ).pl()
+            )
             frame = (
                 frame.join(domains, on="name", how="left")
                 .with_columns(
@@ -283,13 +309,13 @@ class Trace:
             self._run(
                 "trace_kernel_scope_stage", {"stage": stage, "include_warmup": include_warmup}
             )
-        return self._frame("trace_kernels", {"top": top})
+        return self._frame(load_sql("trace_kernels"), {"top": top})
 
     def gpus(self) -> list[GpuInfo]:
         """The GPUs in ``TARGET_INFO_GPU`` (empty when the export lacks the table)."""
         if not self.has_table("TARGET_INFO_GPU"):
             return []
-        return [GpuInfo(**row) for row in self._frame("trace_info_gpus").to_dicts()]
+        return [GpuInfo(**row) for row in self._frame(load_sql("trace_info_gpus")).to_dicts()]
 
     def info(self) -> TraceInfo:
         """Exporter and schema version, GPUs, event counts and the trace's span."""
