@@ -445,3 +445,16 @@ def test_damaged_pages(tmp_path: Path) -> None:
         open_trace(damaged) as trace,
     ):
         trace.stages()
+
+
+def test_results_larger_than_one_chunk_keep_their_order() -> None:
+    # 16,782 ranges, one name each: results span many 2,048-row chunks, which DuckDB's Arrow
+    # export reorders unless preserve_insertion_order is on while a frame is built.
+    with open_trace(TRACES / "nsysai_h100_2gpu_1s.sqlite") as tr:
+        ranges = tr.ranges(include_warmup=True)
+        stages = tr.stages(include_warmup=True)
+    assert ranges.height > 4 * 2048
+    keys = list(zip(ranges["start_ns"], ranges["range_id"], strict=True))
+    assert keys == sorted(keys)
+    order = list(zip(stages["first_start_ns"], stages["name"], strict=True))
+    assert stages.height > 4 * 2048 and order == sorted(order)

@@ -95,7 +95,8 @@ def connect(path: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
     config: dict[str, object] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
-        # Temp tables are filled from parallel scans; no query relies on their row order.
+        # Temp tables are filled from parallel scans; no query relies on their row order
+        # (results are read with it on: Trace._frame).
         "preserve_insertion_order": False,
     }
     if threads:

@@ -123,7 +123,14 @@ class Trace:
         import polars as pl
 
         with self._querying():
-            return pl.DataFrame(self._con.sql(sql, params=params))
+            # Loading runs with preserve_insertion_order off (db.connect); under it DuckDB's
+            # Arrow export hands out result chunks as threads finish them, so a result of more
+            # than one chunk (2,048 rows) would lose its ORDER BY. On for results only.
+            self._con.execute("SET preserve_insertion_order = true")
+            try:
+                return pl.DataFrame(self._con.sql(sql, params=params))
+            finally:
+                self._con.execute("SET preserve_insertion_order = false")
 
     def has_table(self, table: str) -> bool:
         """Whether the export holds ``table``."""
