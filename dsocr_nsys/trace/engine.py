@@ -118,7 +118,7 @@ class Trace:
         """A SELECT's result as a polars frame.
 
         Handed over through the Arrow C stream interface rather than ``.pl()``, which would
-        import pyarrow (a third of a second at start-up) only to pass the same buffers along.
+        import pyarrow (0.1-0.3 s at start-up) only to pass the same buffers along.
         """
         import polars as pl
 
