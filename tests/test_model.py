@@ -11,14 +11,7 @@ from dsocr_nsys.model import build_model, get_config, parameter_counts, plan_req
 from dsocr_nsys.model.deepseek_ocr import checkpoint_name
 from dsocr_nsys.model.llm import MoE, SwiGLU
 
-
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """These tiny graphs are op-overhead bound: one intra-op thread is faster on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,7 @@ from dsocr_nsys.model.inputs import FALLBACK_PROMPT_IDS, default_image, prepare_
 from dsocr_nsys.model.llm import KVCache
 from dsocr_nsys.model.ranges import Ranges
 
-
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """These tiny graphs are op-overhead bound: one intra-op thread is faster on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # tests/conftest.py
 
 
 def _settings(**kw) -> InferenceSettings:
