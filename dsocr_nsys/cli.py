@@ -57,15 +57,22 @@ _INCLUDE_WARMUP = click.option(
     is_flag=True,
     help="Count ranges named `warmup` and everything nested in them (left out by default).",
 )
+_NSYS_OPTION = click.option(
+    "--nsys",
+    default=None,
+    metavar="PATH",
+    help="nsys used to export a .nsys-rep TRACE once (default: $NSYS, then PATH).",
+)
 _STAGE_COLUMNS = (
-    "name", "pid", "device_ids", "instances", "gpu_ops", "kernels",
+    "name", "pid", "device_ids", "instances", "gpu_launches", "gpu_ops", "kernels",
+    "graph_launches",
     "proj_total_ns", "busy_total_ns", "kernel_total_ns", "idle_total_ns", "cpu_total_ns",
     "busy_mean_ns", "busy_median_ns", "gpu_pct",
 )  # fmt: skip
 _NAME_WIDTH = 70
 
 
-def _open_trace_cli(path: Path) -> Any:
+def _open_trace_cli(path: Path, nsys: str | None = None) -> Any:
     from .trace import open_trace
 
     # Importing polars takes 0.15-0.2 s. DuckDB releases the GIL while it reads the export, so
@@ -75,7 +82,17 @@ def _open_trace_cli(path: Path) -> Any:
 
     if path.is_file() and path.stat().st_size > 64 * 1024 * 1024:
         progress(f"reading {path.name} ({path.stat().st_size / 1e6:,.0f} MB) ...")
-    return open_trace(path)
+    return open_trace(path, nsys=nsys)
+
+
+def _graph_note(launches: int, graph_ns: int) -> str:
+    """What a trace made with --cuda-graph-trace=graph holds, in one line."""
+    return (
+        f"{launches:,} CUDA-graph launches ({graph_ns / 1e6:,.3f} ms on the GPU) were traced as "
+        "whole graphs, so their kernels were not traced: their time counts in proj, busy and "
+        "idle (graph_total_ns), not in kernel time; profile with --cuda-graph-trace=node to see "
+        "their kernels"
+    )
 
 
 def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> Any:
@@ -123,12 +140,14 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
     help="Only these stages (NVTX range names); repeat for several.",
 )
 @click.option("--wide", is_flag=True, help="table/md: show every column (json/csv always do).")
+@_NSYS_OPTION
 @output_options
 def stages(
     trace: Path,
     include_warmup: bool,
     stage_names: tuple[str, ...],
     wide: bool,
+    nsys: str | None,
     fmt: str,
     output: str | None,
 ) -> None:
@@ -137,16 +156,23 @@ def stages(
     Time bases: proj (first GPU op start to last op end), busy (union of op intervals),
     kernel (sum of kernel durations), idle (proj - busy), cpu (the NVTX range itself).
     """
-    with _open_trace_cli(trace) as tr:
+    with _open_trace_cli(trace, nsys) as tr:
         frame = tr.stages(include_warmup=include_warmup, names=list(stage_names) or None)
         gpus = ", ".join(sorted({g.name for g in tr.gpus() if g.name})) or "unknown"
+        graphs = tr.graph_records(include_warmup=include_warmup)
+    notes = [
+        "proj = first GPU op start to last op end (nsys projected duration); busy = union "
+        "of op intervals; idle = proj - busy; GPU % = busy / whole-trace GPU busy time; "
+        "launches = launch calls (nsys NumGPUOps), ops = operations executed",
+    ]
+    if graphs.launches:
+        notes.append(_graph_note(graphs.launches, graphs.graph_ns))
+    elif fmt in ("table", "md"):
+        frame = frame.drop("graph_launches")  # no whole-graph records: the column says nothing
     report = Report(
         tables={"stages": _readable(frame, fmt, None if wide else _STAGE_COLUMNS)},
         meta={"trace": str(trace), "gpu": gpus, "warmup_included": include_warmup},
-        notes=[
-            "proj = first GPU op start to last op end (nsys projected duration); busy = union "
-            "of op intervals; idle = proj - busy; GPU % = busy / whole-trace GPU busy time",
-        ],
+        notes=notes,
         title="GPU time per stage",
     )
     emit(report, fmt, output)
@@ -157,18 +183,21 @@ def stages(
 @click.option("--stage", default=None, metavar="NAME", help="Only kernels launched in this stage.")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1))
 @_INCLUDE_WARMUP
+@_NSYS_OPTION
 @output_options
 def kernels(
     trace: Path,
     stage: str | None,
     top: int,
     include_warmup: bool,
+    nsys: str | None,
     fmt: str,
     output: str | None,
 ) -> None:
     """Top kernels by total GPU time, for the whole trace or one stage."""
-    with _open_trace_cli(trace) as tr:
+    with _open_trace_cli(trace, nsys) as tr:
         frame = tr.kernels(stage=stage, top=top, include_warmup=include_warmup)
+        graphs = tr.graph_records(stage=stage, include_warmup=include_warmup)
     columns = (
         "name", "short_name", "instances", "total_ns", "mean_ns", "median_ns", "min_ns",
         "max_ns", "share_pct",
@@ -176,6 +205,7 @@ def kernels(
     report = Report(
         tables={"kernels": _readable(frame, fmt, columns)},
         meta={"trace": str(trace), "stage": stage or "(whole trace)", "top": top},
+        notes=[_graph_note(graphs.launches, graphs.graph_ns)] if graphs.launches else [],
         title="Top kernels" + (f" in stage {stage}" if stage else ""),
     )
     emit(report, fmt, output)
@@ -183,12 +213,13 @@ def kernels(
 
 @cli.command()
 @_TRACE_ARG
+@_NSYS_OPTION
 @output_options
-def info(trace: Path, fmt: str, output: str | None) -> None:
+def info(trace: Path, nsys: str | None, fmt: str, output: str | None) -> None:
     """What an export holds: nsys version, GPUs, event counts, duration."""
     import polars as pl
 
-    with _open_trace_cli(trace) as tr:
+    with _open_trace_cli(trace, nsys) as tr:
         ti = tr.info()
     counts = pl.DataFrame(
         [
@@ -198,11 +229,13 @@ def info(trace: Path, fmt: str, output: str | None) -> None:
                 "runtime_calls": ti.runtime_calls,
                 "memcpy": ti.memcpy,
                 "memset": ti.memset,
+                "graph_launches": ti.graph_launches,
                 "duration_ns": ti.duration_ns,
             }
         ],
         schema={k: pl.Int64 for k in (
-            "nvtx_ranges", "kernels", "runtime_calls", "memcpy", "memset", "duration_ns"
+            "nvtx_ranges", "kernels", "runtime_calls", "memcpy", "memset", "graph_launches",
+            "duration_ns",
         )},
     )  # fmt: skip
     gpu_schema = {

@@ -1,7 +1,8 @@
 -- Question: how long was each GPU busy over the whole trace?
 -- Inputs: temp table ops.
 -- Definition: per device, the length of the union of all GPU operation intervals (kernels,
---   memcpy, memset on every stream; overlap counted once). The denominator of stages' gpu_pct.
+--   memcpy, memset and whole-graph records on every stream; overlap counted once). The
+--   denominator of stages' gpu_pct.
 -- Method: ops sorted by (start, end) per device; each adds its part past the furthest end seen
 --   before it.
 SELECT device_id,

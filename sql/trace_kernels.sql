@@ -27,7 +27,7 @@ g AS (
     FROM k
     GROUP BY name_id
 )
-SELECT coalesce(n.value, '') AS name,
+SELECT n.value AS name,  -- NULL: a damaged export (the engine raises)
        coalesce(s.value, '') AS short_name,
        g.instances, g.total_ns, g.mean_ns, g.median_ns, g.min_ns, g.max_ns, g.stddev_ns,
        100.0 * g.total_ns / sum(g.total_ns) OVER () AS share_pct

@@ -3,12 +3,17 @@
 -- Definition, per range with at least one GPU operation:
 --   gpu_start_ns / gpu_end_ns = first op start / last op end (nsys "Projected Start", and
 --   "Projected Duration" = gpu_end - gpu_start = proj_ns);
---   gpu_ops = launches (runtime calls) in the range (nsys NumGPUOps, which counts distinct
---   correlation ids: a CUDA-graph launch counts once however many kernels it runs);
---   kernels / memcpys / memsets = operations of each kind;
---   kernel_ns = sum of kernel durations (overlaps counted twice: nsys nvtx_kern_sum Total Time);
---   gpu_busy_ns = length of the union of all op intervals, on all streams and devices
---   (overlap counted once); device_ids = the devices the ops ran on.
+--   gpu_launches = runtime calls in the range that launched GPU work (nsys NumGPUOps, which
+--   counts distinct correlation ids: a CUDA-graph launch counts once however many kernels it
+--   runs; nsys does not see whole-graph records, we count their launches too);
+--   gpu_ops = GPU operations executed: kernels + memcpys + memsets + graph_launches;
+--   kernels / memcpys / memsets = operations of each kind; graph_launches = whole-graph
+--   records (CUPTI_ACTIVITY_KIND_GRAPH_TRACE: one per cudaGraphLaunch traced with
+--   --cuda-graph-trace=graph), graph_ns = the sum of their durations;
+--   kernel_ns = sum of kernel durations (overlaps counted twice: nsys nvtx_kern_sum Total Time;
+--   the kernels inside whole-graph records are unknown, so graph_ns is not in it);
+--   busy_ns = length of the union of all op intervals, whole-graph records included, on all
+--   streams and devices (overlap counted once); device_ids = the devices the ops ran on.
 -- Method for the union (order statistics): sort a range's N op starts and, separately, its N
 --   op ends; with s_(k), e_(k) the k-th smallest, the union is [s_(1), e_(N)] minus the gaps
 --   s_(k+1) - e_(k) wherever positive (k < N). Why: by time e_(k) at least k ops have ended,
@@ -21,11 +26,15 @@ WITH agg AS (
     SELECT range_id,
            min(start_ns) AS gpu_start_ns,
            max(end_ns) AS gpu_end_ns,
+           count(*) AS gpu_ops,
            count(*) FILTER (WHERE kind = 'kernel') AS kernels,
            count(*) FILTER (WHERE kind = 'memcpy') AS memcpys,
            count(*) FILTER (WHERE kind = 'memset') AS memsets,
+           count(*) FILTER (WHERE kind = 'graph') AS graph_launches,
            CAST(coalesce(sum(end_ns - start_ns) FILTER (WHERE kind = 'kernel'), 0) AS BIGINT)
                AS kernel_ns,
+           CAST(coalesce(sum(end_ns - start_ns) FILTER (WHERE kind = 'graph'), 0) AS BIGINT)
+               AS graph_ns,
            list(DISTINCT device_id ORDER BY device_id) AS device_ids,
            list_sort(list(start_ns)) AS starts,
            list_sort(list(greatest(end_ns, start_ns))) AS ends
@@ -33,10 +42,10 @@ WITH agg AS (
     GROUP BY range_id
 ),
 launch_counts AS (
-    SELECT range_id, count(*) AS gpu_ops FROM range_launches GROUP BY range_id
+    SELECT range_id, count(*) AS gpu_launches FROM range_launches GROUP BY range_id
 )
-SELECT a.range_id, a.gpu_start_ns, a.gpu_end_ns, c.gpu_ops, a.kernels, a.memcpys, a.memsets,
-       a.kernel_ns, a.device_ids,
+SELECT a.range_id, a.gpu_start_ns, a.gpu_end_ns, c.gpu_launches, a.gpu_ops, a.kernels,
+       a.memcpys, a.memsets, a.graph_launches, a.kernel_ns, a.graph_ns, a.device_ids,
        CAST(
            a.ends[-1] - a.starts[1]
            - coalesce(list_sum(list_transform(
@@ -44,6 +53,6 @@ SELECT a.range_id, a.gpu_start_ns, a.gpu_end_ns, c.gpu_ops, a.kernels, a.memcpys
                  list_zip(list_slice(a.starts, 2, len(a.starts)),
                           list_slice(a.ends, 1, len(a.ends) - 1)),
                  p -> greatest(0, p[1] - p[2]))), 0)
-           AS BIGINT) AS gpu_busy_ns
+           AS BIGINT) AS busy_ns
 FROM agg AS a
 JOIN launch_counts AS c USING (range_id);

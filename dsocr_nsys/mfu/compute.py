@@ -67,8 +67,8 @@ REQUIRED_COLUMNS = (
     "gpu_start_ns",
     "proj_ns",
     "kernel_ns",
-    "gpu_busy_ns",
-    "gpu_idle_ns",
+    "busy_ns",
+    "idle_ns",
 )
 
 
@@ -205,11 +205,11 @@ def _totals(frame: pl.DataFrame) -> StageTimes:
         return StageTimes()
     sums = frame.select(
         pl.len().alias("n"),
-        pl.col("gpu_busy_ns").fill_null(0).sum().alias("busy"),
+        pl.col("busy_ns").fill_null(0).sum().alias("busy"),
         pl.col("proj_ns").fill_null(0).sum().alias("proj"),
         pl.col("kernel_ns").fill_null(0).sum().alias("kernel"),
         pl.col("cpu_ns").fill_null(0).sum().alias("cpu"),
-        pl.col("gpu_idle_ns").fill_null(0).sum().alias("idle"),
+        pl.col("idle_ns").fill_null(0).sum().alias("idle"),
         (pl.col("gpu_ops").fill_null(0).sum() if "gpu_ops" in frame.columns else pl.lit(0)).alias(
             "ops"
         ),

@@ -1,11 +1,18 @@
-"""The one place that reads an Nsight Systems SQLite export.
+"""The one place that reads an Nsight Systems export (SQLite file or Parquet folder).
 
-The export is attached read-only to an in-process DuckDB connection as schema ``t`` through
-DuckDB's ``sqlite`` extension. The extension is not downloaded: the binary shipped in the PyPI
-package ``duckdb-extension-sqlite-scanner`` (pinned to the exact ``duckdb`` version) is loaded
-from disk, with DuckDB's automatic extension install/load switched off. Every query in ``sql/``
-reads ``t.<TABLE>`` only, so another way of reading SQLite (for instance Python ``sqlite3`` →
-Arrow → DuckDB views in a schema ``t``) can replace :func:`connect` without touching them.
+Either way every table is ``t.<TABLE>`` on an in-process DuckDB connection, with the same
+table and column names, so the SQL in ``sql/`` never knows which it reads:
+
+- an ``nsys export --type parquetdir`` folder: one view per ``<TABLE>.parquet`` file over
+  DuckDB's built-in ``read_parquet`` (no extension), with a ``rowid`` column (the file's row
+  number + 1, which is the SQLite rowid: nsys writes both in the same order) and unsigned
+  integer columns cast to BIGINT (SQLite's type, so joins and results match exactly);
+- an SQLite file: attached read-only as ``t`` through DuckDB's ``sqlite`` extension.
+
+The extension is not downloaded: the binary shipped in the PyPI package
+``duckdb-extension-sqlite-scanner`` (pinned to the exact ``duckdb`` version) is loaded from
+disk, with DuckDB's automatic extension install/load switched off. Every query in ``sql/``
+reads ``t.<TABLE>`` only, so another reader can replace :func:`connect` without touching them.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import duckdb
 from ..errors import InputFileError, TraceContentError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+PARQUET_HINT = "give an `nsys export --type parquetdir` folder, an .sqlite export or a .nsys-rep"
+_UNSIGNED = ("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 EXPORT_HINT = "export the report with `nsys export --type sqlite REPORT.nsys-rep`"
 
 
@@ -91,17 +100,10 @@ def connect(path: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
     :class:`TraceContentError` for SQLite files that are not Nsight Systems exports.
     """
     path = Path(path)
+    if path.is_dir():
+        return connect_parquet(path, threads=threads)
     check_sqlite_file(path)
-    config: dict[str, object] = {
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        # Temp tables are filled from parallel scans; no query relies on their row order
-        # (results are read with it on: Trace._frame).
-        "preserve_insertion_order": False,
-    }
-    if threads:
-        config["threads"] = threads
-    con = duckdb.connect(":memory:", config=config)
+    con = _memory_connection(threads)
     try:
         con.execute(f"LOAD '{_quote(str(extension_path()))}'")
         # ATTACH takes no bound parameters: the path goes in as a quoted string literal.
@@ -119,6 +121,60 @@ def connect(path: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
             f"{path}: an SQLite file but not an Nsight Systems export (no StringIds or "
             f"META_DATA_EXPORT table); {EXPORT_HINT}"
         )
+    return con
+
+
+def _memory_connection(threads: int | None) -> duckdb.DuckDBPyConnection:
+    config: dict[str, object] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        # Temp tables are filled from parallel scans; no query relies on their row order
+        # (results are read with it on: Trace._frame).
+        "preserve_insertion_order": False,
+    }
+    if threads:
+        config["threads"] = threads
+    return duckdb.connect(":memory:", config=config)
+
+
+def connect_parquet(folder: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the Parquet export in ``folder`` as views ``t.*``.
+
+    Only the files' footers are read here (names and types); the views read the columns a
+    query asks for. Raises :class:`InputFileError` for a folder without Parquet files or with
+    a damaged one, :class:`TraceContentError` when it is not an nsys export.
+    """
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise InputFileError(f"{folder}: a folder without .parquet files; {PARQUET_HINT}")
+    if not {f.stem for f in files} & {"StringIds", "META_DATA_EXPORT"}:
+        raise TraceContentError(
+            f"{folder}: Parquet files but not an Nsight Systems export (no StringIds or "
+            f"META_DATA_EXPORT table); {PARQUET_HINT}"
+        )
+    con = _memory_connection(threads)
+    try:
+        con.execute("ATTACH ':memory:' AS t")
+        for file in files:
+            literal = "'" + _quote(str(file.resolve())) + "'"
+            columns = con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal})").fetchall()
+            casts = [
+                f'CAST("{name}" AS BIGINT) AS "{name}"'
+                for name, kind, *_ in columns
+                if kind in _UNSIGNED
+            ]
+            replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+            con.execute(
+                f'CREATE VIEW t."{file.stem}" AS SELECT * EXCLUDE (file_row_number){replace}, '
+                f"file_row_number + 1 AS rowid "
+                f"FROM read_parquet({literal}, file_row_number = true)"
+            )
+    except duckdb.Error as exc:
+        con.close()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(
+            f"{folder}: cannot be read as a Parquet export ({first}); export it again"
+        ) from exc
     return con
 
 
@@ -145,9 +201,10 @@ def no_pandas_import() -> Iterator[None]:
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Names of the tables in the attached export."""
+    """Names of the tables in the export (SQLite tables, or the Parquet folder's views)."""
     rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = 't'"
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 't' "
+        "UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = 't'"
     ).fetchall()
     return {r[0] for r in rows}
 

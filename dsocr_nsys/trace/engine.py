@@ -1,9 +1,11 @@
-"""Per-range and per-stage GPU time from an Nsight Systems SQLite export, in DuckDB SQL.
+"""Per-range and per-stage GPU time from an Nsight Systems export, in DuckDB SQL.
 
-All the work is set-based SQL in ``sql/trace_*.sql``; this module only sequences the
-queries, checks what the export holds and turns results into polars frames. The export is
-read once per :class:`Trace`: the columns needed are materialised into DuckDB temp tables
-(``ops``, ``launches``, ``nvtx_range``, ...) on first use, and every later call queries those.
+All the work is set-based SQL in ``sql/trace_*.sql``; the steps and their order are declared
+in :mod:`dsocr_nsys.trace.steps`, and this module runs them, checks what the export holds and
+turns results into polars frames. The export (SQLite, a Parquet folder, or a ``.nsys-rep``
+exported once, see :mod:`dsocr_nsys.trace.source`) is read once per :class:`Trace`: the
+columns needed are materialised into DuckDB temp tables (``ops``, ``launches``,
+``nvtx_range``, ...) on first use, and every later call queries those.
 See docs/trace-engine.md for the definitions and how they relate to ``nsys stats``.
 """
 
@@ -19,20 +21,23 @@ import duckdb
 
 from ..errors import InputFileError, StageNotFoundError, TraceContentError
 from ..sqlfiles import load_sql
-from . import db
-from .model import GpuInfo, TraceInfo
+from . import db, source
+from .model import GpuInfo, GraphRecords, TraceInfo
+from .steps import (
+    GRAPH_TABLE,
+    KERNEL_TABLE,
+    NVTX_PARAMS,
+    NVTX_TABLE,
+    OP_SOURCES,
+    RUNTIME_TABLE,
+    STEP_FOR,
+    Step,
+)
 
 if TYPE_CHECKING:  # imported where frames are built, so a command's start-up can import
     # polars on another thread while DuckDB reads the export (see cli._open_trace_cli)
     import polars as pl
 
-KERNEL_TABLE = "CUPTI_ACTIVITY_KIND_KERNEL"
-RUNTIME_TABLE = "CUPTI_ACTIVITY_KIND_RUNTIME"
-OP_TABLES = {
-    KERNEL_TABLE: "trace_ops_kernel",
-    "CUPTI_ACTIVITY_KIND_MEMCPY": "trace_ops_memcpy",
-    "CUPTI_ACTIVITY_KIND_MEMSET": "trace_ops_memset",
-}
 NVTX_FLAG = (
     "record with `nsys profile -t cuda,nvtx ...` and export with `nsys export --type sqlite`"
 )
@@ -44,14 +49,20 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def open_trace(path: str | Path, threads: int | None = None) -> Trace:
-    """Open an ``nsys export --type sqlite`` file read-only.
+def open_trace(
+    path: str | Path, threads: int | None = None, nsys: str | Path | None = None
+) -> Trace:
+    """Open an Nsight Systems export read-only: an ``nsys export --type sqlite`` file, an
+    ``nsys export --type parquetdir`` folder, or a ``.nsys-rep`` report (exported once to a
+    sibling cache with nsys: ``nsys``, else ``$NSYS``, else ``nsys`` on PATH).
 
     Raises :class:`~dsocr_nsys.errors.InputFileError` when the path is missing, not SQLite or
-    truncated, :class:`~dsocr_nsys.errors.TraceContentError` when it is not an nsys export.
+    truncated, :class:`~dsocr_nsys.errors.TraceContentError` when it is not an nsys export,
+    :class:`~dsocr_nsys.errors.ToolNotFoundError` for a report without nsys.
     ``threads`` caps DuckDB's worker threads (default: all cores).
     """
-    return Trace(Path(path), db.connect(Path(path), threads=threads))
+    export = source.resolve(Path(path), nsys=nsys)
+    return Trace(Path(path), db.connect(export, threads=threads))
 
 
 class Trace:
@@ -61,10 +72,9 @@ class Trace:
         self.path = path
         self._con = con
         self._tables = db.table_names(con)
-        self._ops_loaded = False
-        self._nvtx_loaded = False
-        self._ranges_loaded = False
-        self._bounds: tuple[int | None, int | None] = (None, None)
+        self._done: set[str] = set()  # steps run (by SQL name)
+        self._ranges_checked = False
+        self._bounds_ns: tuple[int | None, int | None] | None = None
         self._trace_busy_ns: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -136,58 +146,84 @@ class Trace:
         """Whether the export holds ``table``."""
         return table in self._tables
 
-    def _load_ops(self) -> None:
-        """Materialise GPU operations and the runtime calls that launched them (once)."""
-        if self._ops_loaded:
+    def _build(self, table: str) -> None:
+        """Make the temp table ``table``: run the step that creates it (steps.STEPS), after the
+        steps it needs, each once."""
+        step = STEP_FOR[table]
+        if step.sql in self._done:
             return
-        self._run("trace_ops")
-        branches = [load_sql(sql) for table, sql in OP_TABLES.items() if self.has_table(table)]
-        if branches:
-            self._execute("INSERT INTO ops\n" + "UNION ALL\n".join(branches))
-        if self.has_table(RUNTIME_TABLE):
-            self._run("trace_launches")
-        else:
+        for need in step.needs:
+            self._build(need)
+        if step.sql == "trace_nvtx_ranges" and not self.has_table(NVTX_TABLE):
+            raise TraceContentError(
+                f"{self.path}: no NVTX_EVENTS table: the trace was recorded without NVTX; "
+                f"{NVTX_FLAG}"
+            )
+        self._run_step(step)
+        self._done.add(step.sql)
+        if step.sql == "trace_nvtx_ranges":
+            self._check_nvtx_names()
+
+    def _run_step(self, step: Step) -> None:
+        if step.sql == "trace_launches" and not self.has_table(RUNTIME_TABLE):
             self._execute(
                 "CREATE OR REPLACE TEMP TABLE launches (global_tid BIGINT, start_ns BIGINT, "
                 "end_ns BIGINT, correlation_id BIGINT, global_pid BIGINT)"
             )
-        first, last = self._run("trace_bounds").fetchone() or (None, None)
-        self._bounds = (first, last)
-        self._ops_loaded = True
+            return
+        self._run(step.sql, {name: self._param(name) for name in step.params} or None)
+        if step.sql == "trace_ops":
+            branches = [load_sql(sql) for table, sql in OP_SOURCES.items() if self.has_table(table)]
+            if branches:
+                self._execute("INSERT INTO ops\n" + "UNION ALL\n".join(branches))
 
-    def _require_kernels(self) -> None:
-        self._load_ops()
-        if not self.has_table(KERNEL_TABLE):
+    def _param(self, name: str) -> Any:
+        if name == "last_ns":
+            return self._bounds()[1]
+        return NVTX_PARAMS[name]
+
+    def _bounds(self) -> tuple[int | None, int | None]:
+        """First and last timestamp of the GPU operations and their launch calls."""
+        if self._bounds_ns is None:
+            self._build("launches")
+            first, last = self._run("trace_bounds").fetchone() or (None, None)
+            self._bounds_ns = (first, last)
+        return self._bounds_ns
+
+    def _check_nvtx_names(self) -> None:
+        """An export whose range names point at missing StringIds rows is damaged: one clear
+        error rather than nameless rows."""
+        missing, total, example = self._run("trace_check_nvtx_names").fetchone()
+        if missing:
+            raise TraceContentError(
+                f"{self.path}: {missing:,} of {total:,} NVTX ranges name a string (textId "
+                f"{example}) that the StringIds table lacks: the export is damaged or "
+                "incomplete; export it again from the .nsys-rep"
+            )
+
+    def _require_gpu_ops(self, kernels_only: bool = False) -> None:
+        """Raise unless the trace holds GPU operations (kernels; or whole-graph records, unless
+        ``kernels_only``)."""
+        tables = (KERNEL_TABLE,) if kernels_only else (KERNEL_TABLE, GRAPH_TABLE)
+        if not any(self.has_table(t) for t in tables):
             raise TraceContentError(
                 f"{self.path}: no CUDA kernels ({KERNEL_TABLE} table missing): the trace was "
                 f"recorded without CUDA tracing; {NVTX_FLAG}"
             )
-        kernels = self._run("trace_op_counts").fetchone()[0]
-        if not kernels:
+        self._build("ops")
+        kernels, _, _, graphs = self._run("trace_op_counts").fetchone()
+        if not (kernels if kernels_only else kernels + graphs):
             raise TraceContentError(
                 f"{self.path}: no CUDA kernels ({KERNEL_TABLE} is empty): nothing ran on the GPU "
                 "while profiling; check the profiled command and the capture range"
             )
 
-    def _load_nvtx(self) -> None:
-        """Materialise the NVTX ranges (once); needs the GPU ops for the trace's end."""
-        if self._nvtx_loaded:
-            return
-        if not self.has_table("NVTX_EVENTS"):
-            raise TraceContentError(
-                f"{self.path}: no NVTX_EVENTS table: the trace was recorded without NVTX; "
-                f"{NVTX_FLAG}"
-            )
-        self._load_ops()
-        self._run("trace_nvtx_ranges", {"last_ns": self._bounds[1]})
-        self._nvtx_loaded = True
-
     def _load_ranges(self) -> None:
         """Materialise NVTX ranges, their nesting, op attribution and metrics (once)."""
-        if self._ranges_loaded:
+        if self._ranges_checked:
             return
-        self._load_nvtx()
-        self._require_kernels()
+        self._build("nvtx_range")
+        self._require_gpu_ops()
         if not self.has_table(RUNTIME_TABLE):
             raise TraceContentError(
                 f"{self.path}: no CUDA runtime calls ({RUNTIME_TABLE} missing), so GPU work cannot "
@@ -198,13 +234,12 @@ class Trace:
                 f"{self.path}: the NVTX_EVENTS table holds no ranges; wrap the stages in NVTX "
                 "ranges (nvtx.annotate / torch.cuda.nvtx.range_push) and profile again"
             )
-        for name in ("trace_range_tree", "trace_range_ops", "trace_range_metrics", "trace_ranges"):
-            self._run(name)
-        self._ranges_loaded = True
+        self._build("range_all")
+        self._ranges_checked = True
 
     def _trace_busy(self) -> int:
         if self._trace_busy_ns is None:
-            self._load_ops()
+            self._build("ops")
             frame = self._frame(load_sql("trace_gpu_busy"))
             self._trace_busy_ns = int(frame["busy_ns"].sum()) if frame.height else 0
         return self._trace_busy_ns
@@ -232,9 +267,12 @@ class Trace:
     def ranges(self, include_warmup: bool = False, names: list[str] | None = None) -> pl.DataFrame:
         """One row per NVTX range instance (see docs/trace-engine.md for each column).
 
-        Times are integer ns. ``proj_ns``/``gpu_busy_ns``/``gpu_idle_ns`` are null for ranges
-        that launched no GPU operation. Warm-up ranges (``in_warmup``) are left out unless
-        ``include_warmup``; ``names`` keeps only ranges with those names (text without domain).
+        Times are integer ns. ``proj_ns``/``busy_ns``/``idle_ns`` are null for ranges that
+        launched no GPU operation. ``gpu_launches`` equals nsys' NumGPUOps (launch calls),
+        ``gpu_ops`` counts the operations executed (kernels, memcpys, memsets and whole-graph
+        records, ``graph_launches``, whose time ``graph_ns`` is in proj/busy, not kernel_ns).
+        Warm-up ranges (``in_warmup``) are left out unless ``include_warmup``; ``names`` keeps
+        only ranges with those names (text without domain).
         """
         self._load_ranges()
         if names:
@@ -249,9 +287,10 @@ class Trace:
         self, include_warmup: bool = False, by: str = "name", names: list[str] | None = None
     ) -> pl.DataFrame:
         """One row per stage (NVTX range name), split per process and per device set when the
-        trace has several. Columns: name, pid, device_ids, instances, gpu_instances, gpu_ops,
-        kernels, then ``{proj,busy,kernel,cpu,idle}_{total,mean,median,min,max,p90}_ns``,
-        gpu_pct, first_start_ns, first_gpu_start_ns.
+        trace has several. Columns: name, pid, device_ids, instances, gpu_instances,
+        gpu_launches, gpu_ops, kernels, graph_launches, graph_total_ns, then
+        ``{proj,busy,kernel,cpu,idle}_{total,mean,median,min,max,p90}_ns``, gpu_pct,
+        first_start_ns, first_gpu_start_ns (see :meth:`ranges` for the counts).
 
         ``by="domain"`` names stages as nsys does, ``domain:name`` (``:name`` for the default
         domain).
@@ -307,8 +346,33 @@ class Trace:
         """
         if top < 1:
             raise ValueError("top must be at least 1")
+        self._scope(stage, include_warmup, kernels_only=True)
+        frame = self._frame(load_sql("trace_kernels"), {"top": top})
+        unnamed = frame.filter(frame["name"].is_null()).height if frame.height else 0
+        if unnamed:
+            raise TraceContentError(
+                f"{self.path}: {unnamed} of the top {frame.height} kernel names point at strings "
+                "that the StringIds table lacks: the export is damaged or incomplete; export "
+                "it again from the .nsys-rep"
+            )
+        return frame
+
+    def graph_records(self, stage: str | None = None, include_warmup: bool = False) -> GraphRecords:
+        """The whole-graph records (``--cuda-graph-trace=graph``) in the scope of
+        :meth:`kernels`: CUDA-graph executions whose kernels the trace does not hold."""
+        if not self.has_table(GRAPH_TABLE):
+            if stage is not None:
+                self._load_ranges()
+                self._check_names([stage])
+            return GraphRecords(launches=0, graph_ns=0)
+        self._scope(stage, include_warmup, kernels_only=False)
+        launches, graph_ns = self._run("trace_scope_graphs").fetchone()
+        return GraphRecords(launches=launches, graph_ns=graph_ns or 0)
+
+    def _scope(self, stage: str | None, include_warmup: bool, kernels_only: bool) -> None:
+        """Fill kernel_scope with the operations of the whole trace or of one stage."""
         if stage is None:
-            self._require_kernels()
+            self._require_gpu_ops(kernels_only=kernels_only)
             self._run("trace_kernel_scope_all")
         else:
             self._load_ranges()
@@ -316,7 +380,6 @@ class Trace:
             self._run(
                 "trace_kernel_scope_stage", {"stage": stage, "include_warmup": include_warmup}
             )
-        return self._frame(load_sql("trace_kernels"), {"top": top})
 
     def gpus(self) -> list[GpuInfo]:
         """The GPUs in ``TARGET_INFO_GPU`` (empty when the export lacks the table)."""
@@ -326,18 +389,17 @@ class Trace:
 
     def info(self) -> TraceInfo:
         """Exporter and schema version, GPUs, event counts and the trace's span."""
-        self._load_ops()
+        first, last = self._bounds()
         meta: dict[str, str] = {}
         if self.has_table("META_DATA_EXPORT"):
             meta = dict(self._run("trace_info_meta").fetchall())
         elif self.has_table("EXPORT_META_DATA"):
             meta = dict(self._run("trace_info_meta_legacy").fetchall())
         gpus = self.gpus()
-        kernels, memcpy, memset = self._run("trace_op_counts").fetchone()
-        first, last = self._bounds
+        kernels, memcpy, memset, graphs = self._run("trace_op_counts").fetchone()
         nvtx_ranges = None
-        if self.has_table("NVTX_EVENTS"):
-            self._load_nvtx()
+        if self.has_table(NVTX_TABLE):
+            self._build("nvtx_range")
             n_first, n_last, nvtx_ranges = self._run("trace_nvtx_bounds").fetchone()
             first = min((v for v in (first, n_first) if v is not None), default=None)
             last = max((v for v in (last, n_last) if v is not None), default=None)
@@ -356,6 +418,7 @@ class Trace:
             runtime_calls=runtime,
             memcpy=memcpy if self.has_table("CUPTI_ACTIVITY_KIND_MEMCPY") else None,
             memset=memset if self.has_table("CUPTI_ACTIVITY_KIND_MEMSET") else None,
+            graph_launches=graphs if self.has_table(GRAPH_TABLE) else None,
             first_ns=first,
             last_ns=last,
             duration_ns=(last - first) if first is not None and last is not None else None,

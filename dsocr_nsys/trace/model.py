@@ -26,9 +26,10 @@ class GpuInfo:
 class TraceInfo:
     """What an export holds. Counts are None when the table is missing from the export.
 
-    Timestamps are the export's (ns since the session's time base); ``first_ns``/``last_ns``
-    bound the NVTX ranges, the GPU operations and the runtime calls that launched them, and
-    ``duration_ns = last_ns - first_ns``.
+    ``graph_launches`` counts whole-graph records (``CUPTI_ACTIVITY_KIND_GRAPH_TRACE``, a
+    trace made with ``--cuda-graph-trace=graph``). Timestamps are the export's (ns since the
+    session's time base); ``first_ns``/``last_ns`` bound the NVTX ranges, the GPU operations
+    and the runtime calls that launched them, and ``duration_ns = last_ns - first_ns``.
     """
 
     path: Path
@@ -40,6 +41,17 @@ class TraceInfo:
     runtime_calls: int | None = None
     memcpy: int | None = None
     memset: int | None = None
+    graph_launches: int | None = None
     first_ns: int | None = None
     last_ns: int | None = None
     duration_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class GraphRecords:
+    """Whole-graph records in a scope: ``launches`` CUDA-graph executions traced as one record
+    each (``--cuda-graph-trace=graph``, their kernels not traced), ``graph_ns`` their summed
+    GPU time in ns."""
+
+    launches: int
+    graph_ns: int
