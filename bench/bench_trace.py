@@ -13,7 +13,12 @@ and this repository on PYTHONPATH.
    - ``engine_lib``: ``open_trace(path).stages()`` in-process (timed after imports, polars too);
    - ``engine_cli``: ``dsocr-nsys stages TRACE`` as a subprocess, end to end (process wall time);
    - ``attach`` / ``sqlite_scan`` / ``attach_copy`` / ``sqlite3_polars``: the same reference
-     query work (REFERENCE_WORK below) over four ways of reading the export.
+     query work (REFERENCE_WORK below) over four ways of reading the export;
+   - ``floor``: the least any stage table can cost, a bare DuckDB query (FLOOR_SQL below) that
+     reads the columns ``stages`` needs (NVTX ranges and their names, launching runtime calls,
+     kernels/memcpy/memset) once, with one correlation join, timed from the connection to the
+     result (DuckDB imported first). ``--trace`` may be a Parquet folder (``nsys export --type
+     parquetdir``, or bench/parquet_trace.py): ``floor`` and the engine methods then read it.
 3. Prints a short table last.
 """
 
@@ -99,7 +104,28 @@ REFERENCE_WORK = [
        QUALIFY row_number() OVER (PARTITION BY a.name ORDER BY sum(a.kernel_ns) DESC) <= 20""",
 ]
 
-READ_METHODS = ("attach", "sqlite_scan", "attach_copy", "sqlite3_polars")
+# The floor: every column `stages` reads, read once, with the one correlation join (launch call
+# -> operation, same process) and the NVTX names; aggregated so nothing is materialised.
+FLOOR_SQL = """
+WITH ops AS (
+    SELECT start, "end", deviceId, correlationId, globalPid FROM {kernel}
+    UNION ALL SELECT start, "end", deviceId, correlationId, globalPid FROM {memcpy}
+    UNION ALL SELECT start, "end", deviceId, correlationId, globalPid FROM {memset}
+), calls AS (
+    SELECT o.start, o."end", o.deviceId, r.globalTid, r.start AS call_start, r."end" AS call_end
+    FROM {runtime} r JOIN ops o
+      ON r.correlationId = o.correlationId AND (r.globalTid >> 24) << 24 = o.globalPid
+), ranges AS (
+    SELECT n.start, n."end", n.globalTid, coalesce(s.value, n.text) AS name
+    FROM {nvtx} n LEFT JOIN {strings} s ON s.id = n.textId
+    WHERE n.eventType IN (59, 60, 70, 71)
+)
+SELECT (SELECT count(*) + sum("end" - start) + sum(call_end - call_start) + sum(globalTid)
+               + sum(deviceId) FROM calls),
+       (SELECT count(DISTINCT name) + sum("end" - start) + sum(globalTid) FROM ranges)
+"""
+
+READ_METHODS = ("attach", "sqlite_scan", "attach_copy", "sqlite3_polars", "floor")
 # `nsys stats` on the same export (needs --nsys): the reports the issue's anchor timed.
 NSYS_METHODS = {"nsys_proj_sum": "nvtx_gpu_proj_sum", "nsys_kern_sum": "nvtx_kern_sum"}
 ALL_METHODS = ("engine_lib", "engine_cli", *READ_METHODS, *NSYS_METHODS)
@@ -122,16 +148,18 @@ def ensure_trace(source: Path, times: int, nvtx_ranges: int | None) -> Path:
 
 
 def trace_shape(path: Path) -> dict[str, float]:
-    """Size (MB) and row counts of the main event tables of an export."""
-    import sqlite3
+    """Size (MB) and row counts of the main event tables of an export (SQLite or Parquet)."""
+    sys.path.insert(0, str(ROOT))
+    from dsocr_nsys.trace import db
 
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = db.connect(path)
     try:
-        shape: dict[str, float] = {"size_mb": path.stat().st_size / 1e6}
+        files = path.glob("*.parquet") if path.is_dir() else [path]
+        shape: dict[str, float] = {"size_mb": sum(f.stat().st_size for f in files) / 1e6}
         for key in ("kernel", "runtime", "memcpy", "memset"):
-            shape[key] = con.execute(f"SELECT count(*) FROM {TABLES[key]}").fetchone()[0]
+            shape[key] = con.execute(f"SELECT count(*) FROM t.{TABLES[key]}").fetchone()[0]
         shape["nvtx_ranges"] = con.execute(
-            "SELECT count(*) FROM NVTX_EVENTS WHERE eventType IN (59, 60, 70, 71)"
+            "SELECT count(*) FROM t.NVTX_EVENTS WHERE eventType IN (59, 60, 70, 71)"
         ).fetchone()[0]
     finally:
         con.close()
@@ -197,6 +225,22 @@ def child(method: str, trace: Path) -> dict[str, float]:
         seconds = time.perf_counter() - t0
         rows = sum(len(t) for t in getattr(result, "tables", {}).values()) or len(result)
         return {"seconds": seconds, "rows": rows}
+
+    if method == "floor":
+        import duckdb
+
+        t0 = time.perf_counter()
+        if trace.is_dir():
+            con = duckdb.connect()
+            quoted = str(trace).replace("'", "''")
+            rel = {k: f"read_parquet('{quoted}/{v}.parquet')" for k, v in TABLES.items()}
+        else:
+            con = _duckdb_with_sqlite()
+            quoted = str(trace).replace("'", "''")
+            con.execute(f"ATTACH '{quoted}' AS t (TYPE sqlite, READ_ONLY)")
+            rel = {k: f"t.{v}" for k, v in TABLES.items()}
+        con.execute(FLOOR_SQL.format(**rel)).fetchall()
+        return {"seconds": time.perf_counter() - t0, "rows": 1}
 
     t0 = time.perf_counter()
     con = _duckdb_with_sqlite()
