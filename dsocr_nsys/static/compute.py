@@ -32,7 +32,18 @@ import polars as pl
 from .. import __version__
 from ..errors import ModelError
 from ..output import Report, render, write_atomic
-from ..vocab import DECODE, LLM_PREFILL, PREFILL, REQUEST, STAGE_ORDER, VISION, VISION_PARTS
+from ..vocab import (
+    CLIP,
+    DECODE,
+    LLM_PREFILL,
+    PREFILL,
+    PROJECTOR,
+    REQUEST,
+    SAM,
+    STAGE_ORDER,
+    VISION,
+    VISION_PARTS,
+)
 from . import formulas as F
 from .format import SCHEMA_NAME, SCHEMA_VERSION, parse_static
 
@@ -84,14 +95,13 @@ def _params_by_stage(counts: Mapping[str, int], total_key: str) -> dict[str, int
     """Parameters per stage from per-module counts (the model's own or fvcore's, whose whole
     model sits under ``total_key``): vision = its three parts, prefill = the whole model (vision
     runs inside it), decode = the LLM."""
-    vision = counts["sam"] + counts["clip"] + counts["projector"]
+    # the model's modules are named like the vision stages (sam, clip, projector) and llm
+    parts = {part: counts[part] for part in VISION_PARTS}
     return {
-        "sam": counts["sam"],
-        "clip": counts["clip"],
-        "projector": counts["projector"],
-        "vision": vision,
-        "prefill": counts[total_key],
-        "decode": counts["llm"],
+        **parts,
+        VISION: sum(parts.values()),
+        PREFILL: counts[total_key],
+        DECODE: counts["llm"],
     }
 
 
@@ -194,13 +204,13 @@ def _formula_terms(cfg: Any, plan: Any, ctx: int) -> dict[str, list[F.Term]]:
     proj = F.projector_terms(proj_tokens, cfg)
     llm = F.prefill_llm_terms(plan.prefill_tokens, cfg.llm, lm_head_rows=1)
     return {
-        "sam": sam,
-        "clip": clip,
-        "projector": proj,
-        "vision": sam + clip + proj,
+        SAM: sam,
+        CLIP: clip,
+        PROJECTOR: proj,
+        VISION: sam + clip + proj,
         "prefill_llm": llm,
-        "prefill": sam + clip + proj + llm,
-        "decode": F.decode_terms(ctx, cfg.llm),
+        PREFILL: sam + clip + proj + llm,
+        DECODE: F.decode_terms(ctx, cfg.llm),
     }
 
 
@@ -368,7 +378,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         fv_params = parameter_count(model)
         fv_params_by_stage = _params_by_stage(fv_params, total_key="")
         fc = _run_flop_counter(cfg, plan, ctx, progress)
-        for name in ("vision", "prefill"):
+        for name in (VISION, PREFILL):
             parts = list(VISION_PARTS) + (["prefill_llm"] if name == PREFILL else [])
             fv[name] = _merge_fv([fv[p] for p in parts])
             fc[name] = _merge_fc([fc[p] for p in parts])
@@ -378,18 +388,18 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
     calls = len(set(plan.views))
     clip_unused = cfg.clip.width * 3 * cfg.clip.patch_size**2
     weights = {
-        "sam": counts["sam"] * calls,
-        "clip": (counts["clip"] - clip_unused) * calls,
-        "projector": counts["projector"] * calls,
+        SAM: counts[SAM] * calls,
+        CLIP: (counts[CLIP] - clip_unused) * calls,
+        PROJECTOR: counts[PROJECTOR] * calls,
     }
     experts_prefill = expected_experts(plan.prefill_tokens, cfg)
     # prefill embeds the text tokens only (BOS + prompt text); image positions come from the
     # projector
     text_rows = plan.prefill_tokens - plan.image_tokens
     weights["prefill_llm"] = _llm_weight_params(cfg, text_rows, experts_prefill)
-    weights["decode"] = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
-    weights["vision"] = sum(weights[s] for s in VISION_PARTS)
-    weights["prefill"] = weights["vision"] + weights["prefill_llm"]
+    weights[DECODE] = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
+    weights[VISION] = sum(weights[s] for s in VISION_PARTS)
+    weights[PREFILL] = weights[VISION] + weights["prefill_llm"]
     kv_per_pos = 2 * cfg.llm.layers * cfg.llm.heads * cfg.llm.head_dim * dbytes
     params = _params_by_stage(counts, total_key="total")
     decode_active = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
