@@ -30,7 +30,7 @@ def to_parquet(src: Path, dst: Path) -> int:
     names = sorted(db.table_names(con))
     for i, name in enumerate(names, 1):
         out = str(tmp / f"{name}.parquet").replace("'", "''")
-        con.execute(f'COPY (SELECT * FROM t."{name}" ORDER BY rowid) TO \'{out}\' (FORMAT parquet)')
+        con.execute(f"COPY (SELECT * FROM t.\"{name}\" ORDER BY rowid) TO '{out}' (FORMAT parquet)")
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr)
     con.close()
     shutil.rmtree(dst, ignore_errors=True)
