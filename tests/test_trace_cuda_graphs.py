@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from test_trace_engine import union_length  # the same sweep oracle
 
 from dsocr_nsys.cli import cli
 from dsocr_nsys.trace import Trace, open_trace
@@ -36,19 +37,6 @@ def graph() -> Iterator[Trace]:
 def node() -> Iterator[Trace]:
     with open_trace(NODE) as trace:
         yield trace
-
-
-def union_length(intervals: list[tuple[int, int]]) -> int:
-    """Length of the union of [start, end) intervals, by a plain sweep."""
-    total, reach = 0, None
-    for start, end in sorted(intervals):
-        if reach is None or start > reach:
-            total += end - start
-            reach = end
-        elif end > reach:
-            total += end - reach
-            reach = end
-    return total
 
 
 def raw_decode_ops(path: Path) -> dict[int, list[tuple[int, int]]]:

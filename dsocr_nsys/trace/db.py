@@ -110,11 +110,7 @@ def connect(path: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
         con.execute(f"ATTACH '{_quote(str(path.resolve()))}' AS t (TYPE sqlite, READ_ONLY)")
         names = table_names(con)
     except duckdb.Error as exc:
-        con.close()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(
-            f"{path}: cannot be read as SQLite ({first}); export it again"
-        ) from exc
+        raise _unreadable(con, path, "SQLite", exc) from exc
     if "StringIds" not in names and not names & {"META_DATA_EXPORT", "EXPORT_META_DATA"}:
         con.close()
         raise TraceContentError(
@@ -170,12 +166,17 @@ def connect_parquet(folder: Path, threads: int | None = None) -> duckdb.DuckDBPy
                 f"FROM read_parquet({literal}, file_row_number = true)"
             )
     except duckdb.Error as exc:
-        con.close()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(
-            f"{folder}: cannot be read as a Parquet export ({first}); export it again"
-        ) from exc
+        raise _unreadable(con, folder, "a Parquet export", exc) from exc
     return con
+
+
+def _unreadable(
+    con: duckdb.DuckDBPyConnection, path: Path, what: str, exc: duckdb.Error
+) -> InputFileError:
+    """Close ``con`` and say in one line that ``path`` cannot be read as ``what``."""
+    con.close()
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputFileError(f"{path}: cannot be read as {what} ({first}); export it again")
 
 
 @contextmanager
