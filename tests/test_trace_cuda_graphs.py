@@ -8,6 +8,7 @@ of the raw tables here.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,18 @@ def test_program_is_committed() -> None:
     program = Path(__file__).resolve().parent / "fixtures" / "programs" / "cuda_graph_decode.py"
     text = program.read_text()
     assert "torch.cuda.CUDAGraph" in text and 'DOMAIN = "dsocr"' in text
+
+
+def test_mfu_says_the_kernel_base_lacks_the_graphs(tmp_path: Path) -> None:
+    """The kernel-sum base holds no whole-graph records: `mfu` says so, with the figures."""
+    static = Path(__file__).resolve().parent / "fixtures" / "static" / "h100_matmul.json"
+    out = tmp_path / "mfu"
+    args = ["mfu", str(GRAPH), "--static", str(static), "--allow-mismatch", "-f", "json"]
+    result = CliRunner().invoke(cli, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    notes = [n for n in json.loads((out / "mfu.json").read_text())["notes"] if "CUDA-graph" in n]
+    assert notes == [
+        "48 CUDA-graph launches in decode were traced as whole graphs (10.718 ms): counted in "
+        "busy and proj, not in kernel time, whose MFU is therefore too high there; profile with "
+        "--cuda-graph-trace=node for the kernel base"
+    ]

@@ -551,6 +551,20 @@ def compute_mfu(
     missing = [s for s in static.stages if s not in present and s not in DERIVED_STAGES]
     if missing:
         findings.append(Finding("static_stages_not_traced", {"stages": missing}))
+    # CUDA graphs traced as whole graphs (--cuda-graph-trace=graph): in busy/proj, not kernel.
+    graphs = {s: frames[s] for s in present if "graph_launches" in frames[s].columns}
+    graphs = {s: f for s, f in graphs.items() if f["graph_launches"].sum()}
+    if graphs:
+        findings.append(
+            Finding(
+                "graph_records",
+                {
+                    "stages": list(graphs),
+                    "launches": int(sum(f["graph_launches"].sum() for f in graphs.values())),
+                    "graph_ns": int(sum(f["graph_ns"].sum() for f in graphs.values())),
+                },
+            )
+        )
 
     vision_present = [p for p in VISION_PARTS if p in totals]
 

@@ -29,6 +29,13 @@ def note(finding: Finding) -> str:
     code = finding.code
     if code == "peak":  # the peak chooser's own notes (mfu.peaks), passed through as written
         return str(d["text"])
+    if code == "graph_records":
+        return (
+            f"{d['launches']:,} CUDA-graph launches in {', '.join(d['stages'])} were traced as "
+            f"whole graphs ({d['graph_ns'] / 1e6:,.3f} ms): counted in busy and proj, not in "
+            "kernel time, whose MFU is therefore too high there; profile with "
+            "--cuda-graph-trace=node for the kernel base"
+        )
     if code == "prefill_contains_vision":
         return (
             f"static prefill ({d['prefill_flops']:,} FLOPs) contains vision: the LLM part "
