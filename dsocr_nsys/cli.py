@@ -20,12 +20,35 @@ from .launch.profile import profile_options, request_from_kwargs
 from .output import Report, emit, output_options
 
 
+class OneLineUsageError(click.UsageError):
+    """A click usage error shown as one line: ``Error: ... (see dsocr-nsys CMD --help)``."""
+
+    def __init__(self, exc: click.UsageError) -> None:
+        where = exc.ctx.command_path if exc.ctx else "dsocr-nsys"
+        message = " ".join(exc.format_message().split())
+        super().__init__(f"{message} (see {where} --help)", exc.ctx)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
 class DsocrGroup(click.Group):
-    """Maps the library's typed errors to one stderr line and exit code 2."""
+    """Maps the library's typed errors to one stderr line and exit code 2; click's own usage
+    errors (bad option values, missing arguments) become one line too."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except OneLineUsageError:
+            raise
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from None
         except DsocrError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
@@ -273,7 +296,8 @@ def static_cmd(
     """Per-stage parameters, FLOPs and bytes (formulas, fvcore, FlopCounterMode side by side).
 
     With -o FILE.json writes the static-compute JSON (read by `dsocr-nsys mfu`) and a Markdown
-    twin FILE.md; without -o prints the tables.
+    twin FILE.md; -o with another suffix (or -f) writes the tables in that format; without -o
+    prints the tables.
     """
     from .static.compute import StaticOptions, compute_static, parse_image_size, write_static
 
@@ -289,11 +313,11 @@ def static_cmd(
         sources=not formulas_only,
     )
     result = compute_static(opts, progress=progress)
-    if output:
+    if output and fmt == "json":
         for path in write_static(result, output):
             progress(f"wrote {path}")
     else:
-        emit(result.report(), fmt, None)
+        emit(result.report(), fmt, output)
 
 
 # --- mfu: mfu --------------------------------------------------------------------------------
@@ -326,6 +350,11 @@ def static_cmd(
     is_flag=True,
     help="Go on when the static configuration does not match the trace (noted in the report).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 3 when a figure is impossible (MFU or MBU above 100 % of peak).",
+)
 @_INCLUDE_WARMUP
 @output_options
 def mfu_cmd(
@@ -335,6 +364,7 @@ def mfu_cmd(
     peak_tflops: float | None,
     peak_gbps: float | None,
     allow_mismatch: bool,
+    strict: bool,
     include_warmup: bool,
     fmt: str,
     output: str | None,
@@ -342,6 +372,7 @@ def mfu_cmd(
     """Per-stage MFU and MBU: the trace's stage times joined with static FLOPs and bytes.
 
     With -o DIR, writes DIR/mfu.md, mfu.json, mfu.csv and PNG plots instead of printing."""
+    from .mfu.checks import ImpossibleFiguresError, impossible_warnings
     from .mfu.report import analyse, report_for, write_dir
     from .output import render
 
@@ -355,12 +386,19 @@ def mfu_cmd(
         include_warmup=include_warmup,
         progress=progress,
     )
+    impossible = impossible_warnings(result.stages)
+    for line in (*result.peak.warnings, *impossible):
+        click.echo(f"warning: {line}", err=True)
     if output:
         progress(f"writing {output}/")
         for path in write_dir(result, output):
             progress(f"wrote {path}")
     else:
         click.echo(render(report_for(result, fmt), fmt), nl=False)
+    if strict and impossible:
+        raise ImpossibleFiguresError(
+            f"--strict: {len(impossible)} row(s) above 100 % of peak (marked `impossible`)"
+        )
 
 
 # For this command -o names a directory (the shared option is a file path elsewhere).

@@ -18,18 +18,28 @@ suffix          meaning (JSON/CSV keep the raw value)  table / md shows
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import ctypes.util
+import errno
+import functools
 import io
+import itertools
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable
+import re
+import shutil
+import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+
+from .errors import OutputFileError
 
 if TYPE_CHECKING:  # polars is only touched through the frames callers pass in, so importing
     # the CLI (e.g. `dsocr-nsys profile` on a GPU box) does not need it.
@@ -217,20 +227,167 @@ def render(report: Report, fmt: str) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+# Temporary names of an output in progress: ``.NAME.dsocr-tmp-PID-N`` beside the output. A
+# later run of the same output removes those whose process is gone (a kill between the write
+# and the rename leaves one behind), so no stray file outlives the next run.
+_TMP_TAG = "dsocr-tmp"
+_tmp_counter = itertools.count()
+_tmp_live: set[str] = set()  # this process's temporaries being written (threads)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _tmp_name(target: Path) -> Path:
+    name = f".{target.name}.{_TMP_TAG}-{os.getpid()}-{next(_tmp_counter)}"
+    return target.with_name(name)
+
+
+def clean_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries that earlier, killed runs left beside ``target`` (files or
+    folders named ``.NAME.dsocr-tmp-PID-N`` whose process no longer runs, or this process's
+    own from before a PID was reused). Returns the paths removed."""
+    out = Path(target)
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.{_TMP_TAG}-(\d+)-\d+$")
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or entry.path in _tmp_live:
+            continue
+        pid = int(m.group(1))
+        if pid != os.getpid() and _pid_alive(pid):
+            continue  # a concurrent run is writing it
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _resolve_output(path: str | os.PathLike[str]) -> Path:
+    """The path to write: a symlink's target (written through, as ``open()`` does)."""
+    target = Path(path)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so a reader never sees a half-written file. Returns the path written."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    so a reader never sees a half-written file. Returns the path written.
+
+    The file gets what a plain ``open(path, "w")`` would give: a new file the mode
+    0666 minus the umask, an existing one keeps its mode (and owner, where allowed); a
+    symlink is written through to its target. Raises :class:`OutputFileError` (one line)
+    when the folder cannot be written."""
+    target = _resolve_output(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(target)
+        try:
+            old: os.stat_result | None = os.stat(target)
+        except FileNotFoundError:
+            old = None
+        tmp = _tmp_name(target)
+        _tmp_live.add(str(tmp))
+        try:
+            # 0o666 through os.open: the kernel applies the umask, as for open().
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as fh:
+                if old is not None:
+                    os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode))
+                    with contextlib.suppress(OSError):  # only root may give a file away
+                        os.fchown(fh.fileno(), old.st_uid, old.st_gid)
+                fh.write(payload)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        finally:
+            _tmp_live.discard(str(tmp))
+    except OSError as exc:
+        raise OutputFileError(_os_message(exc, target)) from None
     return target
+
+
+def _os_message(exc: OSError, target: Path) -> str:
+    reason = exc.strerror or str(exc)
+    return f"cannot write {target}: {reason}; choose another -o path or fix its permissions"
+
+
+def write_dir_atomic(path: str | os.PathLike[str], files: Mapping[str, str | bytes]) -> list[Path]:
+    """Write a whole set of files as the folder ``path``: into a temporary sibling folder
+    first, then swapped in at once (``renameat2(RENAME_EXCHANGE)`` where the kernel has it,
+    else two renames), so a reader sees the old set or the new one, never a mix.
+
+    Files already in the folder that the set does not name are kept (hard-linked into the new
+    folder). Returns the paths of the set's files. Raises :class:`OutputFileError`."""
+    target = _resolve_output(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(target)
+        tmp = _tmp_name(target)
+        _tmp_live.add(str(tmp))
+        try:
+            os.mkdir(tmp)  # 0o777 minus the umask, as mkdir(1)
+            for name, data in files.items():
+                with open(tmp / name, "wb") as fh:
+                    fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if target.is_dir():
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+                for entry in os.scandir(target):
+                    if entry.name not in files and entry.is_file(follow_symlinks=False):
+                        os.link(entry.path, tmp / entry.name, follow_symlinks=False)
+                _exchange(tmp, target)
+                shutil.rmtree(tmp)  # now the old set
+            else:
+                os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            _tmp_live.discard(str(tmp))
+    except OSError as exc:
+        raise OutputFileError(_os_message(exc, target)) from None
+    return [target / name for name in files]
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(new: Path, old: Path) -> None:
+    """Swap two folders atomically (Linux renameat2), else move ``old`` aside and ``new`` in
+    (a kill between the two renames leaves the old set under the temporary name, which the
+    next run removes)."""
+    libc_name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        at_fdcwd = -100
+        if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), _RENAME_EXCHANGE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), str(old))
+    aside = _tmp_name(old)
+    os.rename(old, aside)
+    os.rename(new, old)
+    os.rename(aside, new)
 
 
 def emit(report: Report, fmt: str, output: str | None) -> None:
@@ -245,23 +402,103 @@ def emit(report: Report, fmt: str, output: str | None) -> None:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The format an -o file name asks for when -f is not given (other suffixes: a text table).
+FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "md", ".txt": "table"}
+
+
+def resolve_format(fmt: str | None, output: str | os.PathLike[str] | None) -> str:
+    """The format to write: ``-f`` when given, else the one ``-o``'s suffix names
+    (:data:`FORMAT_BY_SUFFIX`), else ``table``. A ``-f`` that contradicts the suffix
+    (``-f csv -o x.json``) is a usage error, so no file ever holds another format than its
+    name says."""
+    suffix = Path(output).suffix.lower() if output else ""
+    implied = FORMAT_BY_SUFFIX.get(suffix)
+    if fmt is None:
+        return implied or "table"
+    if implied is not None and implied != fmt and suffix != ".txt":
+        raise click.UsageError(
+            f"-f {fmt} but -o {output} ends in {suffix} ({implied}); drop -f to write "
+            f"{implied}, or name the file *.{'md' if fmt == 'md' else fmt}"
+        )
+    return fmt
+
+
+def check_output(path: str | os.PathLike[str], *, directory: bool = False) -> str | None:
+    """Why ``path`` cannot be written as ``-o`` (a file, or a folder of files when
+    ``directory``), or None when it can. Checked before a command does its work, so a long
+    run never ends on an unwritable path.
+
+    Uses :func:`os.access` on the nearest existing folder (root passes every permission
+    check there, as it does when writing)."""
+    target = _resolve_output(path)
+    if target.exists():
+        if directory and not target.is_dir():
+            return f"{path} exists and is not a folder; give a folder for the output set"
+        if not directory and target.is_dir():
+            return f"{path} is a folder; give a file name (e.g. {Path(path) / 'out.json'})"
+        if not directory and not os.access(target, os.W_OK):
+            return f"{path} is read-only; choose another -o path or make it writable"
+        if directory:
+            foreign = [e.name for e in os.scandir(target) if e.is_dir(follow_symlinks=False)]
+            if foreign:
+                return (
+                    f"{path} holds folders ({', '.join(sorted(foreign)[:3])}) that the output "
+                    "set would replace; give an empty or new folder"
+                )
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder, so {path} cannot be created; choose another -o path"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write into {folder} (permission denied); choose another -o path"
+    return None
+
+
+def _check_output_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None:
+        return value
+    directory = isinstance(param.type, click.Path) and not param.type.file_okay
+    problem = check_output(value, directory=directory)
+    if problem:
+        raise click.BadParameter(problem, ctx=ctx, param=param)
+    return value
+
+
+def _output_is_directory(ctx: click.Context) -> bool:
+    for param in ctx.command.params:
+        if param.name == "output" and isinstance(param.type, click.Path):
+            return not param.type.file_okay
+    return False
+
 
 def output_options(func: F) -> F:
-    """The shared ``--format`` / ``-o`` options; the command receives ``fmt`` and ``output``."""
-    func = click.option(
+    """The shared ``--format`` / ``-o`` options; the command receives ``fmt`` and ``output``.
+
+    ``-o`` is checked for writability while the options are parsed (before the work);
+    ``fmt`` is :func:`resolve_format` of both (``-o x.csv`` alone writes CSV)."""
+
+    @functools.wraps(func)
+    def with_format(*args: Any, fmt: str | None, output: str | None, **kwargs: Any) -> Any:
+        file_output = None if _output_is_directory(click.get_current_context()) else output
+        return func(*args, fmt=resolve_format(fmt, file_output), output=output, **kwargs)
+
+    wrapped = click.option(
         "-o",
         "--output",
-        type=click.Path(dir_okay=False, writable=True),
+        type=click.Path(dir_okay=False),
         default=None,
-        help="Write to this file (atomically) instead of stdout.",
-    )(func)
-    func = click.option(
+        callback=_check_output_option,
+        help="Write to this file (atomically) instead of stdout; its suffix (.json, .csv, "
+        ".md; else a table) sets the format when -f is not given.",
+    )(with_format)
+    wrapped = click.option(
         "-f",
         "--format",
         "fmt",
         type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="table/md show readable units (ms, µs) in headers; json/csv carry integer ns.",
-    )(func)
-    return func
+        default=None,
+        help="table (default)/md show readable units (ms, µs) in headers; json/csv carry "
+        "integer ns.",
+    )(wrapped)
+    return cast(F, wrapped)

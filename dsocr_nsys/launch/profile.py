@@ -91,6 +91,10 @@ def profile_run(
     environ = os.environ if environ is None else environ
     say = progress or (lambda _msg: None)
     options.validate()
+    if request.gpu is not None:  # a name mfu cannot use would fail only after the GPU run
+        from ..mfu.peaks import validate_gpu_name
+
+        validate_gpu_name(request.gpu)
     nsys = find_nsys(request.nsys, environ) if request.use_nsys else None
     run_dir = request.out
     if run_dir.exists() and not run_dir.is_dir():

@@ -38,6 +38,7 @@ from ..errors import (
     TraceContentError,
 )
 from ..static.format import StageCompute, StaticCompute
+from .checks import check_int64, impossible_warnings, mark_impossible
 from .peaks import PeakChoice
 
 DOMAIN = "dsocr"
@@ -600,13 +601,9 @@ def compute_mfu(
     rows.append(total_row)
     notes.append(total_note)
 
-    over = [r["stage"] for r in rows if (r["mfu_busy_pct"] or 0) > 100]
-    if over:
-        notes.append(
-            f"MFU above 100 % of peak on GPU busy time ({', '.join(over)}): the static file "
-            "or the peak does not describe this run"
-        )
-    stages = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
+    check_int64(rows)
+    stages = mark_impossible(pl.DataFrame(rows, schema=_SCHEMA, orient="row"))
+    notes.extend(impossible_warnings(stages))
     decode = decode_table(totals.get("decode"), peak)
     meta = {
         "peak_gpu": peak.gpu,

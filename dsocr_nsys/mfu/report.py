@@ -131,10 +131,12 @@ def _subset(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 def display_report(result: MfuResult) -> Report:
     """The human view (``table``/``md``): MFU first, then times, roofline, decode, timeline."""
+    # rows with a figure above 100 % of peak carry the `impossible` flag in the rate tables
+    flag = ["impossible"] if result.stages["impossible"].any() else []
     tables = {
-        "mfu": _subset(result.stages, MFU_COLUMNS),
+        "mfu": _subset(result.stages, MFU_COLUMNS + flag),
         "time": _subset(result.stages, TIME_COLUMNS),
-        "roofline": _subset(result.stages, ROOFLINE_COLUMNS),
+        "roofline": _subset(result.stages, ROOFLINE_COLUMNS + flag),
     }
     if result.decode.height:
         tables["decode"] = result.decode
