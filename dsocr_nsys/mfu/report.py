@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..output import Report, render, write_atomic
+from ..output import Report, render, write_dir_atomic
 from ..static.format import load_static
 from .compute import MfuResult, compute_mfu, nsys_rep_for
 from .peaks import TraceGpu, choose_peak
@@ -54,7 +54,7 @@ ROOFLINE_COLUMNS = [
     "attainable_busy_pct",
 ]
 TIMELINE_COLUMNS = ["stage", "first_start_ns", "first_gpu_start_ns"]
-PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_roofline.png")
+PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_mbu.png", "mfu_roofline.png")
 
 
 def analyse(
@@ -202,18 +202,17 @@ def markdown(result: MfuResult, plots: list[Path] | None = None) -> str:
 
 
 def write_dir(result: MfuResult, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
-    """Write ``mfu.md``, ``mfu.json``, ``mfu.csv`` and the PNG plots into ``out_dir``
-    (atomically, file by file). Returns the paths written."""
-    out = Path(out_dir)
-    written: list[Path] = []
-    pngs: list[Path] = []
+    """Write ``mfu.md``, ``mfu.json``, ``mfu.csv`` and the PNG plots as the folder
+    ``out_dir``, the whole set at once (:func:`~dsocr_nsys.output.write_dir_atomic`).
+    Returns the paths written."""
+    files: dict[str, str | bytes] = {}
     if plots:
-        from .plot import write_plots  # matplotlib only when plots are asked for
+        from .plot import render_plots  # matplotlib only when plots are asked for
 
-        pngs = write_plots(result, out)
-    written += pngs
+        files.update(render_plots(result))
+    pngs = [Path(name) for name in files]
     data = data_report(result)
-    written.append(write_atomic(out / "mfu.json", render(data, "json")))
-    written.append(write_atomic(out / "mfu.csv", render(data, "csv")))
-    written.append(write_atomic(out / "mfu.md", markdown(result, pngs)))
-    return written
+    files["mfu.json"] = render(data, "json")
+    files["mfu.csv"] = render(data, "csv")
+    files["mfu.md"] = markdown(result, pngs)
+    return write_dir_atomic(out_dir, files)
