@@ -17,7 +17,8 @@ from . import __version__
 from .errors import DsocrError
 from .launch.options import inference_options, options_from_kwargs
 from .launch.profile import profile_options, request_from_kwargs
-from .output import Report, emit, output_options
+from .output import Report, emit, output_options, shorten_names
+from .vocab import WARMUP
 
 
 class OneLineUsageError(click.UsageError):
@@ -86,6 +87,7 @@ _STAGE_COLUMNS = (
     "busy_mean_ns", "busy_median_ns", "gpu_pct",
 )  # fmt: skip
 _NAME_WIDTH = 70
+_STAGES_SHOWN = 50  # table/md rows of `stages` without --top (a PyTorch trace has thousands)
 
 
 def _open_trace_cli(path: Path) -> Any:
@@ -116,12 +118,8 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
         frame = frame.select([c for c in columns if c in frame.columns])
     for col in ("name", "short_name"):
         if col in frame.columns and frame.schema[col] == pl.Utf8:
-            frame = frame.with_columns(
-                pl.when(pl.col(col).str.len_chars() > _NAME_WIDTH)
-                .then(pl.col(col).str.slice(0, _NAME_WIDTH - 1) + "…")
-                .otherwise(pl.col(col))
-                .alias(col)
-            )
+            names = shorten_names(frame[col].fill_null("").to_list(), _NAME_WIDTH)
+            frame = frame.with_columns(pl.Series(col, names, dtype=pl.Utf8))
     if "device_ids" in frame.columns:
         frame = frame.with_columns(
             pl.col("device_ids").list.eval(pl.element().cast(pl.Utf8)).list.join(",")
@@ -146,12 +144,19 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
     help="Only these stages (NVTX range names); repeat for several.",
 )
 @click.option("--wide", is_flag=True, help="table/md: show every column (json/csv always do).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Only the N stages with the most GPU busy time (table/md default: {_STAGES_SHOWN}).",
+)
 @output_options
 def stages(
     trace: Path,
     include_warmup: bool,
     stage_names: tuple[str, ...],
     wide: bool,
+    top: int | None,
     fmt: str,
     output: str | None,
 ) -> None:
@@ -163,13 +168,25 @@ def stages(
     with _open_trace_cli(trace) as tr:
         frame = tr.stages(include_warmup=include_warmup, names=list(stage_names) or None)
         gpus = ", ".join(sorted({g.name for g in tr.gpus() if g.name})) or "unknown"
+    notes = [
+        "proj = first GPU op start to last op end (nsys projected duration); busy = union "
+        "of op intervals; idle = proj - busy; GPU % = busy / whole-trace GPU busy time",
+    ]
+    keep = top if top is not None else (_STAGES_SHOWN if fmt in ("table", "md") else None)
+    if keep is not None and frame.height > keep:
+        # the N busiest, in their order of first appearance
+        busiest = frame.with_row_index("_order").sort(
+            "busy_total_ns", descending=True, nulls_last=True
+        )
+        frame = busiest.head(keep).sort("_order").drop("_order")
+        notes.append(
+            f"showing the {keep:,} of {busiest.height:,} stages with the most GPU busy time; "
+            "--top N for another count, -f json/csv for every stage"
+        )
     report = Report(
         tables={"stages": _readable(frame, fmt, None if wide else _STAGE_COLUMNS)},
         meta={"trace": str(trace), "gpu": gpus, "warmup_included": include_warmup},
-        notes=[
-            "proj = first GPU op start to last op end (nsys projected duration); busy = union "
-            "of op intervals; idle = proj - busy; GPU % = busy / whole-trace GPU busy time",
-        ],
+        notes=notes,
         title="GPU time per stage",
     )
     emit(report, fmt, output)
@@ -196,11 +213,31 @@ def kernels(
         "name", "short_name", "instances", "total_ns", "mean_ns", "median_ns", "min_ns",
         "max_ns", "share_pct",
     )  # fmt: skip
+    notes = []
+    if stage is None:
+        counted = "every kernel in the trace, warm-up included (as nsys cuda_gpu_kern_sum)"
+        if include_warmup:
+            notes.append("--include-warmup changes nothing here: the whole trace counts all")
+    elif include_warmup:
+        counted = f"kernels launched in `{stage}` ranges, warm-up included"
+    else:
+        counted = (
+            "nothing: `warmup` ranges are left out unless --include-warmup"
+            if stage == WARMUP
+            else f"kernels launched in `{stage}` ranges outside `warmup` ranges"
+        )
+        if frame.height == 0:
+            notes.append(
+                f"no kernels in `{stage}` ranges outside warm-up: ranges named `warmup` and "
+                "everything nested in them are left out; pass --include-warmup to count them"
+            )
     report = Report(
         tables={"kernels": _readable(frame, fmt, columns)},
-        meta={"trace": str(trace), "stage": stage or "(whole trace)", "top": top},
+        meta={"trace": str(trace), "stage": stage or "(whole trace)", "counted": counted,
+              "top": top},
+        notes=notes,
         title="Top kernels" + (f" in stage {stage}" if stage else ""),
-    )
+    )  # fmt: skip
     emit(report, fmt, output)
 
 

@@ -54,6 +54,7 @@ _SCALED: dict[str, tuple[str, float, int]] = {
     "_bytes": ("MB", 1e6, 2),
     "_tflops": ("TFLOP/s", 1.0, 2),
     "_gbps": ("GB/s", 1.0, 1),
+    "_flop_per_byte": ("FLOP/B", 1.0, 1),
 }
 
 
@@ -85,6 +86,9 @@ _SPELLED = {
     "gpus": "GPUs",
     "cpu": "CPU",
     "mfu": "MFU",
+    "mbu": "MBU",
+    "flop": "FLOP",
+    "nsight": "Nsight",
     "kv": "KV",
     "id": "ID",
     "ids": "IDs",
@@ -103,7 +107,7 @@ def _label(name: str) -> str:
     words = [_SPELLED.get(w.lower(), w) for w in name.replace("_", " ").split()]
     if words and words[0] not in _SPELLED.values():
         words[0] = words[0][:1].upper() + words[0][1:]
-    return " ".join(words)
+    return " ".join(words).replace("Nsight systems", "Nsight Systems")
 
 
 def humanize(frame: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
@@ -125,9 +129,11 @@ def humanize(frame: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool
                     scale, base = spec, name[: -len(suffix)]
                     break
         headers.append(f"{_label(base)} ({scale[0]})" if scale else _label(base))
+        # identifiers read as written (PID 12345, not 12,345)
+        ident = name in ("id", "pid", "tid") or name.endswith(("_id", "_ids"))
         cells = []
         for value in series.to_list():
-            cells.append(_cell(value, scale))
+            cells.append(str(value) if ident and value is not None else _cell(value, scale))
         columns.append(cells)
         numeric.append(is_num)
     rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
@@ -150,10 +156,71 @@ def _cell(value: Any, scale: tuple[str, float, int] | None) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 100_000 else str(value)
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 1_000 else f"{value:.4g}"
     return str(value)
+
+
+# Demangled C++ noise that repeats across kernels and tells them apart by nothing.
+_NAMESPACE = re.compile(
+    r"(?:\b(?:at::native::|at::cuda::detail::|at::cuda::|at::|c10::|std::|binary_internal::|"
+    r"templates::cuda::|memory::)|<unnamed>::)"
+)
+_NOARG_LAMBDA = re.compile(r"::\[lambda\(\) \(instance \d+\)\]::operator \(\)\(\) const")
+_LAMBDA = re.compile(r"\[lambda\(([^()]*)\) \(instance \d+\)\]")
+_CAST = re.compile(r"\((?:unsigned int|unsigned long|unsigned char|int|long|bool|char)\)(?=-?\d)")
+_PARAMS = re.compile(r"(?<!lambda)(?<=[\w>])\([^()]*\)")
+# TensorIterator plumbing after the functor: the same for every elementwise kernel
+_PLUMBING = re.compile(
+    r", (?:array<char \*, \d+>|TrivialOffsetCalculator<[^<>]*>|OffsetCalculator<[^<>]*>|"
+    r"LoadWithCast<\d+>|StoreWithCast<\d+>|LoadWithoutCast|StoreWithoutCast)|::lambda\(int\)"
+)
+
+
+def simplify_kernel_name(name: str) -> str:
+    """A demangled kernel name without what repeats across kernels: namespaces, ``void``,
+    integer casts, argument lists, the dispatch lambdas' ``operator ()() const`` chain and
+    the TensorIterator plumbing. Keeps the kernel template, its numbers, the functor and the
+    element type (``lambda(float)``)."""
+    text = name[5:] if name.startswith("void ") else name
+    text = _NAMESPACE.sub("", text)
+    text = _NOARG_LAMBDA.sub("", text)
+    text = _LAMBDA.sub(r"lambda(\1)", text)
+    text = _CAST.sub("", text)
+    previous = None
+    while previous != text:  # innermost argument lists first
+        previous, text = text, _PARAMS.sub("", text)
+    text = _PLUMBING.sub("", text)
+    return text.replace("void ", "").replace("::lambda", " lambda")
+
+
+def _cut_middle(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    head = width // 3
+    return text[:head] + "…" + text[len(text) - (width - head - 1) :]
+
+
+def shorten_names(names: list[str], width: int) -> list[str]:
+    """Names that fit ``width`` characters and stay told apart: kernel names simplified
+    (:func:`simplify_kernel_name`), then cut from the middle, so the start (the kernel) and
+    the end (the functor, the element type) stay. Two different names never read the same:
+    a clash keeps the uncut form, and a clash left after that gets ``#n``."""
+    simple = [simplify_kernel_name(n) if ("(" in n or "::" in n) else n for n in names]
+    out = [_cut_middle(t, width) for t in simple]
+    owners: dict[str, set[str]] = {}
+    for name, short in zip(names, out, strict=True):
+        owners.setdefault(short, set()).add(name)
+    out = [t if len(owners[o]) > 1 else o for t, o in zip(simple, out, strict=True)]
+    order: dict[str, list[str]] = {}
+    for name, short in zip(names, out, strict=True):
+        if name not in order.setdefault(short, []):
+            order[short].append(name)
+    return [
+        o if len(order[o]) == 1 else f"{o} #{order[o].index(n) + 1}"
+        for n, o in zip(names, out, strict=True)
+    ]
 
 
 def _text_table(frame: pl.DataFrame, markdown: bool) -> str:

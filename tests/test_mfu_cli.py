@@ -89,6 +89,7 @@ def test_output_dir_writes_reports_and_plots(tmp_path: Path) -> None:
         "mfu.csv",
         "mfu_time.png",
         "mfu_per_stage.png",
+        "mfu_mbu.png",
         "mfu_roofline.png",
     ):
         path = out / name
@@ -97,10 +98,12 @@ def test_output_dir_writes_reports_and_plots(tmp_path: Path) -> None:
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "mfu.md").read_text(encoding="utf-8")
-    assert "Open `" in md and "h100_matmul_nvtx_nsys2025.nsys-rep` in the Nsight Systems" in md
+    # the fixture has no .nsys-rep beside it: say where to find one, not "Open <missing file>"
+    assert "Open the `.nsys-rep` this export was made from" in md
+    assert "`h100_matmul_nvtx_nsys2025.nsys-rep` is not beside the export" in md
     assert "| sam | 5,597.768 | 5,704.662 |" in md  # first counted instance, ms on the timeline
     assert "![mfu_roofline](mfu_roofline.png)" in md
-    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
+    assert not list(tmp_path.glob(".*dsocr-tmp*"))  # the set was swapped in, no temporaries
     assert json.loads((out / "mfu.json").read_text())["peak_gpu"] == "H100 SXM"
 
 

@@ -226,7 +226,7 @@ def test_cli_table_to_stdout() -> None:
         cli, ["static", "--preset", "tiny", "--mode", "tiny", "--formulas-only", "-f", "csv"]
     )
     assert res.exit_code == 0, res.output
-    assert res.stdout.splitlines()[0].startswith("stage,params_M,total_flops")
+    assert res.stdout.splitlines()[0].startswith("stage,params_M,per_instance_flops")
 
 
 @pytest.mark.parametrize(

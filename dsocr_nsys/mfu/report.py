@@ -112,7 +112,8 @@ def analyse(
     }
     if not rep.exists():
         result.notes.append(
-            f"{rep.name} is not beside the export; open the .nsys-rep this export came from"
+            f"{rep.name} is not beside the export; open the .nsys-rep this export came from in "
+            "Nsight Systems (a `dsocr-nsys profile` run folder holds trace.nsys-rep)"
         )
     dtype = str(static.config.get("dtype", "")).lower()
     if dtype and dtype not in ("bfloat16", "bf16", "float16", "fp16", "half"):
@@ -174,7 +175,11 @@ def _meta_for_humans(result: MfuResult) -> dict[str, object]:
     if m.get("ridge_flop_per_byte") is not None:
         m["ridge_flop_per_byte"] = f"{m['ridge_flop_per_byte']:.1f} FLOP/byte"
     if "nsys_rep" in m:
-        m["open_in_nsight_systems"] = m.pop("nsys_rep")
+        rep = Path(str(m.pop("nsys_rep")))
+        if rep.exists():
+            m["open_in_nsight_systems"] = str(rep)
+        else:
+            m["nsys_rep"] = f"not beside the export ({rep.name}: the report `nsys export` read)"
     return {k: v for k, v in m.items() if v is not None}
 
 
@@ -185,10 +190,16 @@ def markdown(result: MfuResult, plots: list[Path] | None = None) -> str:
     lines = [text.rstrip(), ""]
     rep = result.meta.get("nsys_rep")
     if rep:
+        where = (
+            f"Open `{rep}` in the Nsight Systems GUI."
+            if Path(str(rep)).exists()
+            else f"Open the `.nsys-rep` this export was made from (`{Path(str(rep)).name}` is not "
+            "beside the export; a `dsocr-nsys profile` run folder holds `trace.nsys-rep`)."
+        )
         lines += [
             "## Find it in Nsight Systems",
             "",
-            f"Open `{rep}` in the Nsight Systems GUI. The timeline table gives, per stage,",
+            f"{where} The timeline table gives, per stage,",
             "the start of its first counted instance: the CPU-side NVTX range start and the",
             "start of its first GPU operation, on the export's clock (ns from the start of the",
             "capture session, the timeline's origin), shown in ms.",

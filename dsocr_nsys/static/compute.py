@@ -490,8 +490,9 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             {
                 "stage": name,
                 "params_M": round(params[name] / 1e6, 2),
-                "total_flops": entry["flops"],
-                "total_bytes": entry["bytes"],
+                # one range instance (decode: one step); mfu's total_flops sums the instances
+                "per_instance_flops": entry["flops"],
+                "per_instance_bytes": entry["bytes"],
                 "weight_bytes": w_bytes,
                 "activation_bytes": a_bytes,
                 "kv_bytes": kv_read + kv_write,
