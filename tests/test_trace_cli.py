@@ -294,7 +294,7 @@ def test_kernel_names_in_tables_stay_distinct() -> None:
 
 
 def test_stages_top_by_gpu_time_with_a_hint() -> None:
-    code, out, _ = run("stages", PYTORCH, "-f", "json")
+    _, out, _ = run("stages", PYTORCH, "-f", "json")
     every = json.loads(out)["stages"]
     assert len(every) == 16_782
     busiest = sorted(every, key=lambda r: -(r["busy_total_ns"] or 0))[:3]
