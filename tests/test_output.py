@@ -213,23 +213,13 @@ def test_format_follows_the_output_suffix() -> None:
         resolve_format("csv", "x.json")
 
 
-def test_check_output_before_the_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_output_before_the_work(tmp_path: Path, read_only_dir: Path) -> None:
     assert check_output(tmp_path / "new" / "deeper" / "x.json") is None
     assert "is a folder" in (check_output(tmp_path) or "")
     (tmp_path / "f").write_text("x")
     assert "is not a folder" in (check_output(tmp_path / "f", directory=True) or "")
     assert "is not a folder" in (check_output(tmp_path / "f" / "x.json") or "")
-    # A chmod 555 folder: tests run as root here, and root may write anywhere, so the
-    # permission check is os.access (what the kernel answers for this user); as an
-    # unprivileged user the real folder answers, as root os.access is made to answer "no".
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    if os.geteuid() == 0:
-        real_access = os.access
-        monkeypatch.setattr(
-            os, "access", lambda p, mode: False if Path(p) == ro else real_access(p, mode)
-        )
+    ro = read_only_dir  # chmod 555 (see the fixture for how root is stopped)
     assert check_output(ro / "out.json") == (
         f"cannot write into {ro} (permission denied); choose another -o path"
     )

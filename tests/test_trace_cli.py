@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -236,19 +235,11 @@ def test_output_suffix_sets_the_format(tmp_path: Path) -> None:
 
 
 def test_unwritable_output_folder_fails_before_the_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    read_only_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """chmod 555 stops an unprivileged user; these tests run as root, which writes anywhere,
-    so os.access is made to answer as it does for such a user. `infer` must fail before it
+    """A chmod 555 folder (the fixture says how root is stopped). `infer` must fail before it
     builds the model: the trace engine is never opened, nor the model built."""
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    if os.geteuid() == 0:
-        real_access = os.access
-        monkeypatch.setattr(
-            os, "access", lambda p, mode: False if Path(p) == ro else real_access(p, mode)
-        )
+    ro = read_only_dir
     import dsocr_nsys.launch.infer as infer_mod
     import dsocr_nsys.trace as trace_mod
 
