@@ -279,3 +279,15 @@ def test_kernel_names_shortened_from_the_middle_stay_distinct() -> None:
         shorten_names(twins, 70)[0].removesuffix(" #1") + " #1",
         shorten_names(twins, 70)[0].removesuffix(" #1") + " #2",
     ]
+
+
+def test_folder_swap_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the C library has no renameat2, the old set moves aside, the new one in."""
+    import dsocr_nsys.output as output_mod
+
+    monkeypatch.setattr(output_mod.ctypes.util, "find_library", lambda _name: None)
+    out = tmp_path / "mfu"
+    write_dir_atomic(out, {"mfu.md": "old"})
+    write_dir_atomic(out, {"mfu.md": "new"})
+    assert (out / "mfu.md").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["mfu"]
