@@ -1,8 +1,9 @@
 """One renderer for every command: ``--format table|md|json|csv`` and ``-o FILE``.
 
-Library functions return :class:`Report` objects (named polars frames plus notes); only the
-CLI renders them. Column names carry their unit as a suffix, and the suffix decides how a
-human-readable format shows the value:
+Library functions return :class:`Report` objects (named tables plus notes); only the CLI
+renders them. A table is a polars frame or plain rows (a list of dicts with the same keys):
+rows render without polars, for the launcher on a GPU image that has none. Column names carry
+their unit as a suffix, and the suffix decides how a human-readable format shows the value:
 
 ==============  =====================================  ==========================
 suffix          meaning (JSON/CSV keep the raw value)  table / md shows
@@ -32,6 +33,7 @@ import os
 import re
 import shutil
 import stat
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,18 +68,40 @@ class Report:
     human formats print above the tables.
     """
 
-    tables: dict[str, pl.DataFrame]
+    tables: dict[str, pl.DataFrame | list[dict[str, Any]]]
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     title: str = ""
 
 
-def _time_unit(values: pl.Series) -> tuple[str, float]:
+def _time_unit(values: list[Any]) -> tuple[str, float]:
     """ms when the column's median magnitude is at least 1 ms, else µs."""
-    nonnull = values.drop_nulls()
-    if len(nonnull) and float(nonnull.abs().median()) >= 1e6:
+    nonnull = [abs(v) for v in values if v is not None]
+    if nonnull and float(statistics.median(nonnull)) >= 1e6:
         return "ms", 1e6
     return "µs", 1e3
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _columns(table: pl.DataFrame | list[dict[str, Any]]) -> list[tuple[str, list[Any], bool]]:
+    """(name, values, numeric) per column of a polars frame or of plain rows; a plain column
+    is numeric when it holds at least one number and nothing else but nulls."""
+    if isinstance(table, list):
+        names = list(table[0]) if table else []
+        out = []
+        for name in names:
+            values = [row.get(name) for row in table]
+            present = [v for v in values if v is not None]
+            out.append((name, values, bool(present) and all(_is_number(v) for v in present)))
+        return out
+    return [(c, table[c].to_list(), table[c].dtype.is_numeric()) for c in table.columns]
+
+
+def _height(table: pl.DataFrame | list[dict[str, Any]]) -> int:
+    return len(table) if isinstance(table, list) else table.height
 
 
 # Words a header spells the way the field does (sentence case would give "Gpu", "Mfu").
@@ -110,18 +134,18 @@ def _label(name: str) -> str:
     return " ".join(words).replace("Nsight systems", "Nsight Systems")
 
 
-def humanize(frame: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
+def humanize(
+    frame: pl.DataFrame | list[dict[str, Any]],
+) -> tuple[list[str], list[list[str]], list[bool]]:
     """Headers, string cells and right-alignment flags for a human-readable table."""
     headers: list[str] = []
     columns: list[list[str]] = []
     numeric: list[bool] = []
-    for name in frame.columns:
-        series = frame[name]
-        is_num = series.dtype.is_numeric()
+    for name, values, is_num in _columns(frame):
         scale: tuple[str, float, int] | None = None
         base = name
         if is_num and name.endswith("_ns"):
-            unit, div = _time_unit(series)
+            unit, div = _time_unit(values)
             scale, base = (unit, div, 3 if unit == "ms" else 1), name[:-3]
         elif is_num:
             for suffix, spec in _SCALED.items():
@@ -132,7 +156,7 @@ def humanize(frame: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool
         # identifiers read as written (PID 12345, not 12,345)
         ident = name in ("id", "pid", "tid") or name.endswith(("_id", "_ids"))
         cells = []
-        for value in series.to_list():
+        for value in values:
             cells.append(str(value) if ident and value is not None else _cell(value, scale))
         columns.append(cells)
         numeric.append(is_num)
@@ -223,7 +247,7 @@ def shorten_names(names: list[str], width: int) -> list[str]:
     ]
 
 
-def _text_table(frame: pl.DataFrame, markdown: bool) -> str:
+def _text_table(frame: pl.DataFrame | list[dict[str, Any]], markdown: bool) -> str:
     headers, rows, numeric = humanize(frame)
     if markdown:
         esc = [h.replace("|", "\\|") for h in headers]
@@ -259,7 +283,12 @@ def render(report: Report, fmt: str) -> str:
     """
     if fmt == "json":
         payload: dict[str, Any] = dict(report.meta)
-        payload.update({name: frame.to_dicts() for name, frame in report.tables.items()})
+        payload.update(
+            {
+                name: frame if isinstance(frame, list) else frame.to_dicts()
+                for name, frame in report.tables.items()
+            }
+        )
         if report.notes:
             payload["notes"] = report.notes
         return json.dumps(payload, indent=2, default=_json_default) + "\n"
@@ -267,8 +296,9 @@ def render(report: Report, fmt: str) -> str:
         frame = next(iter(report.tables.values()))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(frame.columns)
-        writer.writerows(frame.rows())
+        columns = _columns(frame)
+        writer.writerow([name for name, _values, _num in columns])
+        writer.writerows(zip(*(values for _name, values, _num in columns), strict=True))
         return buf.getvalue()
     if fmt not in ("table", "md"):
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -288,7 +318,7 @@ def render(report: Report, fmt: str) -> str:
     for name, frame in report.tables.items():
         if multi:
             parts.append(f"## {_label(name)}" if md else f"[{_label(name)}]")
-        parts.append(_text_table(frame, md) if frame.height else "(no rows)")
+        parts.append(_text_table(frame, md) if _height(frame) else "(no rows)")
     if report.notes:
         parts.append("\n".join(f"- {n}" if md else f"note: {n}" for n in report.notes))
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -532,40 +562,48 @@ def _check_output_option(ctx: click.Context, param: click.Parameter, value: Any)
     return value
 
 
-def _output_is_directory(ctx: click.Context) -> bool:
-    for param in ctx.command.params:
-        if param.name == "output" and isinstance(param.type, click.Path):
-            return not param.type.file_okay
-    return False
-
-
-def output_options(func: F) -> F:
+def output_options(
+    func: F | None = None, *, directory: bool = False, help: str | None = None
+) -> Any:
     """The shared ``--format`` / ``-o`` options; the command receives ``fmt`` and ``output``.
 
-    ``-o`` is checked for writability while the options are parsed (before the work);
+    ``@output_options`` gives ``-o FILE``; ``@output_options(directory=True, help=...)`` gives
+    ``-o DIR`` for a command that writes a folder of files (``help`` says which). ``-o`` is
+    checked for writability while the options are parsed (before the work); for a file,
     ``fmt`` is :func:`resolve_format` of both (``-o x.csv`` alone writes CSV)."""
 
-    @functools.wraps(func)
-    def with_format(*args: Any, fmt: str | None, output: str | None, **kwargs: Any) -> Any:
-        file_output = None if _output_is_directory(click.get_current_context()) else output
-        return func(*args, fmt=resolve_format(fmt, file_output), output=output, **kwargs)
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def with_format(*args: Any, fmt: str | None, output: str | None, **kwargs: Any) -> Any:
+            fmt = resolve_format(fmt, None if directory else output)
+            return f(*args, fmt=fmt, output=output, **kwargs)
 
-    wrapped = click.option(
-        "-o",
-        "--output",
-        type=click.Path(dir_okay=False),
-        default=None,
-        callback=_check_output_option,
-        help="Write to this file (atomically) instead of stdout; its suffix (.json, .csv, "
-        ".md; else a table) sets the format when -f is not given.",
-    )(with_format)
-    wrapped = click.option(
-        "-f",
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default=None,
-        help="table (default)/md show readable units (ms, µs) in headers; json/csv carry "
-        "integer ns.",
-    )(wrapped)
-    return cast(F, wrapped)
+        if directory:
+            out_type = click.Path(file_okay=False)
+            out_help = help or "Write into this directory instead of printing."
+        else:
+            out_type = click.Path(dir_okay=False)
+            out_help = help or (
+                "Write to this file (atomically) instead of stdout; its suffix (.json, .csv, "
+                ".md; else a table) sets the format when -f is not given."
+            )
+        wrapped = click.option(
+            "-o",
+            "--output",
+            type=out_type,
+            default=None,
+            callback=_check_output_option,
+            help=out_help,
+        )(with_format)
+        wrapped = click.option(
+            "-f",
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default=None,
+            help="table (default)/md show readable units (ms, µs) in headers; json/csv carry "
+            "integer ns.",
+        )(wrapped)
+        return cast(F, wrapped)
+
+    return decorate(func) if func is not None else decorate

@@ -15,10 +15,11 @@ import polars as pl
 
 from ..errors import DsocrError, StaticFileError
 from ..vocab import RATE_BASES
+from .notes import Finding, note
 
 INT64_MAX = 2**63 - 1
 #: Utilisation columns whose value cannot exceed 100 %.
-UTILISATION_COLUMNS = tuple(f"{kind}_{b.key}_pct" for kind in ("mfu", "mbu") for b in RATE_BASES)
+UTILISATION_COLUMNS = tuple(b.mfu_pct for b in RATE_BASES) + tuple(b.mbu_pct for b in RATE_BASES)
 
 
 class ImpossibleFiguresError(DsocrError):
@@ -41,18 +42,21 @@ def mark_impossible(stages: pl.DataFrame) -> pl.DataFrame:
     return stages.with_columns(flag.alias("impossible"))
 
 
-def impossible_warnings(stages: pl.DataFrame) -> list[str]:
-    """One line per stage with an impossible figure: which columns and their values."""
+def impossible_findings(stages: pl.DataFrame) -> list[Finding]:
+    """One finding per stage with an impossible figure: the columns over 100 % and values."""
     out = []
     for row in stages.to_dicts():
         bad = impossible_columns(row)
         if bad:
-            shown = ", ".join(f"{c} {row[c]:,.1f}" for c in bad)
             out.append(
-                f"{row['stage']}: {shown} (above 100 % of peak): the static file or the peak "
-                "does not describe this run"
+                Finding("impossible", {"stage": row["stage"], "columns": {c: row[c] for c in bad}})
             )
     return out
+
+
+def impossible_warnings(stages: pl.DataFrame) -> list[str]:
+    """The warning lines for :func:`impossible_findings` (the same text as their notes)."""
+    return [note(f) for f in impossible_findings(stages)]
 
 
 def check_int64(rows: Iterable[Mapping[str, Any]]) -> None:

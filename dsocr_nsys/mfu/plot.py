@@ -12,11 +12,14 @@ vision nested, the request) are drawn apart from their parts on the roofline.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..vocab import RATE_BASES
+from ..vocab import BUSY, RATE_BASES, TIME_BASE_BY_KEY, TimeBase
 from .compute import MfuResult
+
+_BUSY_TFLOPS = TIME_BASE_BY_KEY[BUSY].tflops
 
 # row kinds (MfuResult.stages "kind") that sum other rows
 _SUM_KINDS = (
@@ -43,7 +46,7 @@ def _png(fig: Any) -> bytes:
 
 
 def _base_label(key: str) -> str:
-    base = next(b for b in RATE_BASES if b.key == key)
+    base = TIME_BASE_BY_KEY[key]
     return f"{base.label} ({base.key})"
 
 
@@ -61,7 +64,10 @@ def _legend_outside(ax: Any) -> None:
 
 
 def _grouped_bars(
-    ax: Any, rows: list[dict[str, Any]], column: str, annotate: str | None
+    ax: Any,
+    rows: list[dict[str, Any]],
+    column: Callable[[TimeBase], str],
+    annotate: str | None,
 ) -> list[float]:
     """One bar group per stage, one bar per rate time base; returns the positive values."""
     n = len(RATE_BASES)
@@ -69,7 +75,7 @@ def _grouped_bars(
     values: list[float] = []
     for i, base in enumerate(RATE_BASES):
         xs = [k + (i - (n - 1) / 2) * width for k in range(len(rows))]
-        ys = [r[column.format(base=base.key)] for r in rows]
+        ys = [r[column(base)] for r in rows]
         shown = [y if y and y > 0 else 0.0 for y in ys]
         bars = ax.bar(xs, shown, width, label=_base_label(base.key))
         for bar, r in zip(bars, rows, strict=True):
@@ -100,8 +106,8 @@ def _pct_text(value: float) -> str:
 
 
 def _utilisation_plot(
-    plt: Any, result: MfuResult, column: str, what: str, peak_text: str
-) -> bytes | None:
+    plt: Any, result: MfuResult, column: Callable[[TimeBase], str], what: str, peak_text: str
+) -> bytes:
     rows = result.stages.to_dicts()
     fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(rows)), 4.5))
     try:
@@ -134,11 +140,11 @@ def render_plots(result: MfuResult) -> dict[str, bytes]:
             {
                 "stage": r["stage"],
                 "kind": r["kind"],
-                **{f"{b.key}_ms": (r[f"{b.key}_ns"] or 0) / 1e6 for b in RATE_BASES},
+                **{b.total: (r[b.total] or 0) / 1e6 for b in RATE_BASES},  # ns -> ms
             }
             for r in rows
         ]
-        positive = _grouped_bars(ax, ms_rows, "{base}_ms", None)
+        positive = _grouped_bars(ax, ms_rows, lambda b: b.total, None)
         if positive and max(positive) > 100 * min(positive):
             ax.set_yscale("log")  # CPU ranges can dwarf GPU time (launch- or init-bound)
         ax.set_ylabel("time (ms, total over counted instances)")
@@ -149,11 +155,11 @@ def render_plots(result: MfuResult) -> dict[str, bytes]:
 
         # 2. MFU and 3. MBU per stage per time base (%), log axis, values written on the bars
         out["mfu_per_stage.png"] = _utilisation_plot(
-            plt, result, "mfu_{base}_pct", "MFU", f"{peak.peak_tflops:,g} TFLOP/s"
+            plt, result, lambda b: b.mfu_pct, "MFU", f"{peak.peak_tflops:,g} TFLOP/s"
         )
         if peak.peak_gbps:
             out["mfu_mbu.png"] = _utilisation_plot(
-                plt, result, "mbu_{base}_pct", "MBU", f"{peak.peak_gbps:,g} GB/s"
+                plt, result, lambda b: b.mbu_pct, "MBU", f"{peak.peak_gbps:,g} GB/s"
             )
 
         # 4. roofline: attainable TFLOP/s vs FLOP/byte, stages at (intensity, busy TFLOP/s)
@@ -167,7 +173,7 @@ def _roofline(plt: Any, result: MfuResult, rows: list[dict[str, Any]]) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     peak_t = result.peak.peak_tflops or 0.0
     peak_g = result.peak.peak_gbps
-    pts = [r for r in rows if r["intensity_flop_per_byte"] and r["busy_tflops"]]
+    pts = [r for r in rows if r["intensity_flop_per_byte"] and r[_BUSY_TFLOPS]]
     xs_all = [r["intensity_flop_per_byte"] for r in pts]
     ridge = result.peak.ridge_flops_per_byte
     lo = min([*xs_all, ridge or 1.0, 1.0]) / 4
@@ -189,7 +195,7 @@ def _roofline(plt: Any, result: MfuResult, rows: list[dict[str, Any]]) -> bytes:
         is_sum = r["kind"] in _SUM_KINDS
         ax.scatter(
             r["intensity_flop_per_byte"],
-            r["busy_tflops"],
+            r[_BUSY_TFLOPS],
             marker=markers[k % len(markers)],
             s=70 if is_sum else 40,
             facecolors="none" if is_sum else None,
