@@ -288,3 +288,19 @@ def test_open_in_nsight_systems_only_when_the_report_exists(tmp_path: Path) -> N
         f"Open `{tmp_path / 't.nsys-rep'}` in the Nsight Systems GUI"
         in (tmp_path / "m" / "mfu.md").read_text()
     )
+
+
+def test_unreadable_static_file_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A static file the user may not read (chmod 000; root reads anything, so the read is
+    made to fail as it does for an unprivileged user)."""
+    real_read = Path.read_text
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        if self == H100_STATIC:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    _one_line_error(
+        _run(str(H100), "--static", str(H100_STATIC)), "cannot be read (Permission denied)"
+    )
