@@ -304,3 +304,11 @@ def test_unreadable_static_file_is_one_line(monkeypatch: pytest.MonkeyPatch) -> 
     _one_line_error(
         _run(str(H100), "--static", str(H100_STATIC)), "cannot be read (Permission denied)"
     )
+
+
+def test_output_dir_with_subfolders_is_refused_before_the_work(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    (out / "logs").mkdir(parents=True)
+    result = _run(str(H100), "--static", str(H100_STATIC), "-o", str(out))
+    _one_line_error(result, "holds folders (logs)", "give an empty or new folder")
+    assert "reading" not in result.stderr  # refused while the options were parsed
