@@ -1,0 +1,69 @@
+"""``compare -o DIR``'s plot: per-stage time and MFU, runs side by side (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import polars as pl
+
+from ..mfu.plot import _pyplot
+from ..output import write_atomic
+from ..vocab import TIME_BASES
+from .core import CompareResult
+
+_NAME_CHARS = 28  # range names of other programs can be long: tick labels cut to this
+_DECADES = 100  # log scale once the largest bar is this many times the smallest
+
+
+def _bars(ax: object, stages: list[str], series: dict[str, list[float | None]]) -> None:
+    """Grouped bars, one group per stage, one bar per run; log scale across decades."""
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        xs = [k + (i - (len(series) - 1) / 2) * width for k in range(len(stages))]
+        ax.bar(xs, [v or 0 for v in values], width, label=label)  # type: ignore[attr-defined]
+    positive = [v for vs in series.values() for v in vs if v]
+    if positive and max(positive) > _DECADES * min(positive):
+        ax.set_yscale("log")  # type: ignore[attr-defined]
+    ticks = [s if len(s) <= _NAME_CHARS else s[: _NAME_CHARS - 1] + "…" for s in stages]
+    ax.set_xticks(range(len(stages)), ticks, rotation=30, ha="right")  # type: ignore[attr-defined]
+    ax.legend(fontsize=8)  # type: ignore[attr-defined]
+
+
+def write_plot(result: CompareResult, path: Path) -> Path:
+    """Left: each stage's time on the first time base (GPU busy), per run. Right: MFU on it,
+    per run with a static file (or a note that no run has one)."""
+    plt = _pyplot()
+    base = TIME_BASES[0]
+    times = result.times
+    stages = list(dict.fromkeys(times["stage"].to_list()))
+    by_run = {
+        label: [
+            (v / 1e6 if v is not None else None)
+            for v in times.filter(pl.col("run") == label)[base.column].to_list()
+        ]
+        for label in result.labels
+    }
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(10.0, 1.2 * len(stages) * 2), 4.5))
+    try:
+        _bars(left, stages, by_run)
+        left.set_ylabel(f"{base.label} (ms, total over counted instances)")
+        left.set_title(f"{base.label} per stage")
+        mfu_col = f"mfu_{base.key}_pct"
+        rates = result.rates
+        if rates.height and mfu_col in rates.columns:
+            series = {}
+            for label in rates["run"].unique(maintain_order=True).to_list():
+                got = dict(rates.filter(pl.col("run") == label).select("stage", mfu_col).rows())
+                series[label] = [got.get(s) for s in stages]
+            _bars(right, stages, series)
+            right.set_ylabel(f"MFU on {base.label} (% of peak)")
+            right.set_title("MFU per stage")
+        else:
+            right.axis("off")
+            right.text(0.5, 0.5, "no run has a static file: no MFU", ha="center", va="center")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+        return write_atomic(path, buf.getvalue())
+    finally:
+        plt.close(fig)
