@@ -70,7 +70,9 @@ def test_ranges_mode_shows_the_top_changes_first() -> None:
     names = list(dict.fromkeys(result.stages["stage"].to_list()))
     assert len(names) == 3
     busy = result.stages.filter(pl.col("time_base") == "busy")
-    assert busy["delta_ns"].abs().to_list() == sorted(busy["delta_ns"].abs().to_list(), reverse=True)
+    assert busy["delta_ns"].abs().to_list() == sorted(
+        busy["delta_ns"].abs().to_list(), reverse=True
+    )
     # FlashAttnFunc: 67 -> 60 calls (sum of its per-call `stages` rows, read with sqlite/nsys
     # names); the total moved with the call count, the per-call median within its noise
     flash = busy.filter(pl.col("stage") == "FlashAttnFunc").row(0, named=True)
@@ -153,8 +155,18 @@ def test_launch_fields_are_read_when_present(tmp_path: Path) -> None:
         (folder / "run.json").write_text(json.dumps(record))
     result = compare_runs([a, b], kernels=1)
     cfg = result.config.to_dicts()
-    assert cfg[0] == {"field": "decode", "status": "differs", "eager": "eager", "graphs": "cuda_graph"}
-    assert cfg[1] == {"field": "batch", "status": "not known for every run", "eager": None, "graphs": "1"}
+    assert cfg[0] == {
+        "field": "decode",
+        "status": "differs",
+        "eager": "eager",
+        "graphs": "cuda_graph",
+    }
+    assert cfg[1] == {
+        "field": "batch",
+        "status": "not known for every run",
+        "eager": None,
+        "graphs": "1",
+    }
     assert {r["status"] for r in cfg[2:]} == {"same"}
     assert result.rates.height == 0
     assert any("no static_compute.json" in n for n in result.notes)
@@ -175,7 +187,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
     text.write_text("hello")
     with pytest.raises(InputFileError, match="neither a run folder"):
         compare_runs([DSOCR, text])
-    with pytest.raises(InputFileError, match="without trace.sqlite"):
+    with pytest.raises(InputFileError, match=r"without trace\.sqlite"):
         compare_runs([DSOCR, tmp_path])
     with pytest.raises(InputFileError, match="at least two"):
         compare_runs([DSOCR])

@@ -44,7 +44,8 @@ class CompareResult:
     """Everything ``compare`` computed; frames only, no formatting.
 
     ``stages``: one row per (stage, time base, other run): baseline and other totals, delta,
-    speed-up, verdict. ``times``: one row per (stage, run), every run's totals side by side. ``rates``: MFU/MBU per (stage, run). ``decode``: steps, per-step time
+    speed-up, verdict. ``times``: one row per (stage, run), every run's totals side by side.
+    ``rates``: MFU/MBU per (stage, run). ``decode``: steps, per-step time
     and tokens/s per (run, rate base). ``noise``: per-instance distributions and the bootstrap
     interval per (stage, time base, other run). ``kernels``: per (other run, kernel).
     ``config``: one row per configuration field, one column per run.
@@ -276,8 +277,9 @@ def _rates(runs: Sequence[Run], order: list[str]) -> pl.DataFrame:
     """MFU and MBU per stage, runs side by side (rows for runs with a static file)."""
     cols = [f"mfu_{b.key}_pct" for b in RATE_BASES] + [f"mbu_{b.key}_pct" for b in RATE_BASES]
     frames = [
-        r.stages.filter(pl.col("stage").is_in(order))
-        .select("stage", pl.lit(r.label).alias("run"), *cols)
+        r.stages.filter(pl.col("stage").is_in(order)).select(
+            "stage", pl.lit(r.label).alias("run"), *cols
+        )
         for r in runs
         if r.has_static and r.stages is not None
     ]
@@ -379,7 +381,8 @@ def _config(runs: Sequence[Run]) -> pl.DataFrame:
             else (CONFIG_PARTLY if any(v is None for v in values) else CONFIG_SAME)
         )
         row: dict[str, Any] = {"field": key, "status": status}
-        row.update({r.label: None if v is None else str(v) for r, v in zip(runs, values)})
+        pairs = zip(runs, values, strict=True)
+        row.update({r.label: None if v is None else str(v) for r, v in pairs})
         rows.append(row)
     schema = {"field": pl.String, "status": pl.String, **{r.label: pl.String for r in runs}}
     rank = {CONFIG_DIFFERS: 0, CONFIG_PARTLY: 1, CONFIG_SAME: 2}
@@ -398,9 +401,13 @@ def _kernel_scope(runs: Sequence[Run], stage: str | None, mode: str) -> str | No
     if stage is not None:
         return stage
     traced = [r for r in runs if r.instances is not None]
-    if mode == STAGES_MODE and traced and all(
-        r.instances is not None and r.instances.filter(pl.col("stage") == DECODE).height
-        for r in traced
+    if (
+        mode == STAGES_MODE
+        and traced
+        and all(
+            r.instances is not None and r.instances.filter(pl.col("stage") == DECODE).height
+            for r in traced
+        )
     ):
         return DECODE
     return None

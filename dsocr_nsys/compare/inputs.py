@@ -216,9 +216,7 @@ def _scalar(value: Any) -> Any:
     return ", ".join(str(v) for v in value) if isinstance(value, list) else value
 
 
-def load_run(
-    path: str | Path, *, include_warmup: bool = False, progress: Any = None
-) -> Run:
+def load_run(path: str | Path, *, include_warmup: bool = False, progress: Any = None) -> Run:
     """Load one compare input (see the module docstring). Raises
     :class:`~dsocr_nsys.errors.InputFileError` for a path of none of the three kinds."""
     from ..mfu.report import analyse
@@ -251,9 +249,7 @@ def load_run(
             if has_static:
                 assert static_path is not None
                 gpu = ((run_record or {}).get("gpu") or {}).get("mfu_name")
-                result = analyse(
-                    trace_path, static_path, gpu=gpu, include_warmup=include_warmup
-                )
+                result = analyse(trace_path, static_path, gpu=gpu, include_warmup=include_warmup)
                 _merge(config, {k: load_static(static_path).config.get(k) for k in _STATIC_FIELDS})
             else:
                 if kind == RUN_FOLDER:
@@ -262,9 +258,11 @@ def load_run(
             stages = _stage_frame(result.stages)
         except StageNotFoundError:
             stages = None
-        instances = _instance_frame(
-            select_ranges(raw, list(INSTANCE_STAGES)), pl.col("name")
-        ) if stages is not None else None
+        instances = (
+            _instance_frame(select_ranges(raw, list(INSTANCE_STAGES)), pl.col("name"))
+            if stages is not None
+            else None
+        )
         ranges = _instance_frame(raw, range_group(pl.col("name")))
     except BaseException:
         trace.close()

@@ -41,11 +41,15 @@ def kernel_totals(trace: Trace, stage: str | None, include_warmup: bool = False)
 
 
 def _by_short(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.filter(pl.col("short_name") != "").group_by("short_name").agg(
-        pl.col("name").sort().first(),
-        pl.len().alias("variants"),
-        pl.col("instances").sum(),
-        pl.col("total_ns").sum(),
+    return (
+        frame.filter(pl.col("short_name") != "")
+        .group_by("short_name")
+        .agg(
+            pl.col("name").sort().first(),
+            pl.len().alias("variants"),
+            pl.col("instances").sum(),
+            pl.col("total_ns").sum(),
+        )
     )
 
 
@@ -67,7 +71,8 @@ def match_kernels(baseline: pl.DataFrame, other: pl.DataFrame) -> pl.DataFrame:
     rows = [
         named.select(
             "name", "short_name", pl.lit(BY_NAME).alias("matched_by"), pl.lit(BOTH).alias("status"),
-            pl.col("instances").alias("baseline_instances"), pl.col("instances_o").alias("instances"),
+            pl.col("instances").alias("baseline_instances"),
+            pl.col("instances_o").alias("instances"),
             pl.col("total_ns").alias("baseline_ns"), pl.col("total_ns_o").alias("value_ns"),
         ),
         short.select(
@@ -76,7 +81,8 @@ def match_kernels(baseline: pl.DataFrame, other: pl.DataFrame) -> pl.DataFrame:
             pl.format("{} ({}→{} names)", pl.lit(BY_SHORT_NAME), "variants", "variants_o")
             .alias("matched_by"),
             pl.lit(BOTH).alias("status"),
-            pl.col("instances").alias("baseline_instances"), pl.col("instances_o").alias("instances"),
+            pl.col("instances").alias("baseline_instances"),
+            pl.col("instances_o").alias("instances"),
             pl.col("total_ns").alias("baseline_ns"), pl.col("total_ns_o").alias("value_ns"),
         ),
         left.filter(~pl.col("short_name").is_in(matched_short)).select(

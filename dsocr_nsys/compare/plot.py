@@ -31,8 +31,8 @@ def _bars(ax: object, stages: list[str], series: dict[str, list[float | None]]) 
 
 
 def write_plot(result: CompareResult, path: Path) -> Path:
-    """Left: each stage's time on the first time base (GPU busy), per run. Right: MFU on it,
-    per run with a static file (or a note that no run has one)."""
+    """Left: each stage's time on the first time base (GPU busy), per run. Right, when a run
+    has a static file: MFU on that base, per such run."""
     plt = _pyplot()
     base = TIME_BASES[0]
     times = result.times
@@ -44,24 +44,26 @@ def write_plot(result: CompareResult, path: Path) -> Path:
         ]
         for label in result.labels
     }
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(10.0, 1.2 * len(stages) * 2), 4.5))
+    mfu_col = f"mfu_{base.key}_pct"
+    rates = result.rates
+    with_mfu = bool(rates.height) and mfu_col in rates.columns
+    panels = 2 if with_mfu else 1
+    fig, axes = plt.subplots(1, panels, figsize=(max(6.0, 1.2 * len(stages)) * panels, 4.5))
+    left = axes[0] if with_mfu else axes
     try:
         _bars(left, stages, by_run)
         left.set_ylabel(f"{base.label} (ms, total over counted instances)")
-        left.set_title(f"{base.label} per stage")
-        mfu_col = f"mfu_{base.key}_pct"
-        rates = result.rates
-        if rates.height and mfu_col in rates.columns:
+        left.set_title(
+            f"{base.label} per stage" + ("" if with_mfu else " (no static file: no MFU)")
+        )
+        if with_mfu:
             series = {}
             for label in rates["run"].unique(maintain_order=True).to_list():
                 got = dict(rates.filter(pl.col("run") == label).select("stage", mfu_col).rows())
                 series[label] = [got.get(s) for s in stages]
-            _bars(right, stages, series)
-            right.set_ylabel(f"MFU on {base.label} (% of peak)")
-            right.set_title("MFU per stage")
-        else:
-            right.axis("off")
-            right.text(0.5, 0.5, "no run has a static file: no MFU", ha="center", va="center")
+            _bars(axes[1], stages, series)
+            axes[1].set_ylabel(f"MFU on {base.label} (% of peak)")
+            axes[1].set_title("MFU per stage (runs with a static file)")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
         return write_atomic(path, buf.getvalue())
