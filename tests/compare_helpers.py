@@ -11,6 +11,7 @@ TRACES = HERE / "fixtures" / "traces"
 DSOCR = TRACES / "dsocr_base32_h100_nsys2025.sqlite"
 DSOCR_RUN_JSON = TRACES / "dsocr_base32_h100_nsys2025.run.json"
 DSOCR_STATIC = HERE.parent / "examples" / "dsocr_base32_h100_static.json"
+MATMUL = TRACES / "h100_matmul_nvtx_nsys2025.sqlite"
 BEFORE = TRACES / "nsysai_mfu_2gpu_before.sqlite"
 AFTER = TRACES / "nsysai_mfu_2gpu_after.sqlite"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from compare_helpers import AFTER, BEFORE, DSOCR, DSOCR_STATIC, run_folder
+from compare_helpers import AFTER, BEFORE, DSOCR, DSOCR_STATIC, MATMUL, run_folder
 
 from dsocr_nsys.compare import compare_runs
 from dsocr_nsys.compare.core import NO_CHANGE, RANGES_MODE, STAGES_MODE, WITHIN_NOISE
@@ -65,6 +65,25 @@ def test_deltas_equal_the_difference_of_stages(before_after) -> None:
     assert checked > 300
 
 
+def test_two_programs_with_our_stages(folder: Path) -> None:
+    """The H100 matmul export has sam, clip and prefill ranges only: those rows compare,
+    projector / llm_prefill / decode are only in the DeepSeek-OCR run."""
+    result = compare_runs([MATMUL, folder])
+    assert result.mode == STAGES_MODE and result.kernel_scope is None  # no decode in MATMUL
+    before, after = _stage_totals(MATMUL, False), _stage_totals(DSOCR, False)
+    rows = {(r["stage"], r["time_base"]): r for r in result.stages.to_dicts()}
+    for b in TIME_BASES:
+        for name in ("sam", "clip", "prefill"):
+            row = rows[(name, b.key)]
+            assert row["delta_ns"] == after[name][b.total] - before[name][b.total]
+            assert row["verdict"] == "changed, noise unknown"  # one instance each
+        for name in ("projector", "llm_prefill", "decode"):
+            assert rows[(name, b.key)]["verdict"] == "only in base-32"
+            assert rows[(name, b.key)]["delta_ns"] is None
+    assert any("h100_matmul_nvtx_nsys2025 has no request ranges" in n for n in result.notes)
+    assert any("1 matched" in n and "appeared" in n for n in result.notes)
+
+
 def test_ranges_mode_shows_the_top_changes_first() -> None:
     result = compare_runs([BEFORE, AFTER], top=3)
     names = list(dict.fromkeys(result.stages["stage"].to_list()))
@@ -113,7 +132,9 @@ def test_noise_on_decode_steps(self_vs_self) -> None:
         (pl.col("stage") == DECODE) & (pl.col("time_base") == "busy")
     ).row(0, named=True)
     with open_trace(DSOCR) as tr:
-        steps = tr.ranges(names=["decode"])["gpu_busy_ns"]
+        frame = tr.ranges(names=["decode"])
+    # the ranges frame's busy column: `gpu_busy_ns` today, vocab's `busy_ns` after the rename
+    steps = frame[next(c for c in ("busy_ns", "gpu_busy_ns") if c in frame.columns)]
     assert decode["n"] == decode["baseline_n"] == 31
     assert decode["median_ns"] == steps.median()
     assert decode["p10_ns"] == pytest.approx(steps.quantile(0.1, interpolation="linear"))

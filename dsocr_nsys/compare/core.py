@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputFileError, StageNotFoundError
-from ..vocab import DECODE, RATE_BASES, STAGE_ORDER, TIME_BASES, TimeBase
+from ..vocab import DECODE, RATE_BASES, REQUEST, STAGE_ORDER, TIME_BASES, TimeBase
 from .inputs import CONFIG_FIELDS, MFU_JSON, Run, load_run
 from .kernels import KERNEL_SCHEMA, kernel_totals, match_kernels
 from .noise import bootstrap
@@ -358,7 +358,7 @@ def _decode(runs: Sequence[Run], rows: dict[str, pl.DataFrame], notes: list[str]
     if guessed and out:
         notes.append(
             f"decode tokens/s counts one token per step (batch 1) for {', '.join(guessed)}: "
-            "its run.json gives no batch"
+            "no batch recorded"
         )
     return pl.DataFrame(out, schema=_DECODE_SCHEMA, orient="row")
 
@@ -501,7 +501,21 @@ def _compare(
         for name, where in ((base_names - mine, runs[0].label), (mine - base_names, run.label)):
             shown = [s for s in order if s in name]
             if shown:
-                notes.append(f"only in {where} (vs {run.label}): {', '.join(shown)}")
+                notes.append(
+                    f"{run.label} against {runs[0].label}: only in {where}: {', '.join(shown)}"
+                )
+    if mode == STAGES_MODE:
+        for run in runs:
+            has_row = run.stages is not None and REQUEST in set(run.stages["stage"])
+            if (
+                has_row
+                and run.instances is not None
+                and not run.instances.filter(pl.col("stage") == REQUEST).height
+            ):
+                notes.append(
+                    f"{run.label} has no request ranges: its request row is the sum of its "
+                    "top-level stage ranges"
+                )
     if mode == RANGES_MODE:
         notes.append(
             f"no stages of ours in every export: every NVTX range name compared (per-call "
