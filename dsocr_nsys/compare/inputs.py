@@ -81,6 +81,10 @@ class Run:
     has_static: bool = False
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # every field in table order, lists (view sizes) as one cell
+        self.config = {k: _scalar(self.config.get(k)) for k in CONFIG_FIELDS}
+
     def close(self) -> None:
         if self.trace is not None:
             self.trace.close()
@@ -271,7 +275,7 @@ def load_run(path: str | Path, *, include_warmup: bool = False, progress: Any = 
         label=_label(p),
         path=p,
         kind=kind,
-        config={k: _scalar(config.get(k)) for k in CONFIG_FIELDS},
+        config=config,
         stages=stages,
         instances=instances,
         ranges=ranges,
@@ -308,7 +312,7 @@ def _load_mfu_json(path: Path) -> Run:
         label=_label(path),
         path=path,
         kind=MFU_JSON,
-        config={k: _scalar(config.get(k)) for k in CONFIG_FIELDS},
+        config=config,
         stages=stages,
         has_static=True,
         notes=[f"{path}: an mfu.json holds totals only: no per-instance noise, no kernels"],
