@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputFileError, StageNotFoundError
-from ..vocab import DECODE, RATE_BASES, REQUEST, STAGE_ORDER, TIME_BASES, TimeBase
+from ..vocab import DECODE, RATE_BASES, REQUEST, STAGE_ORDER, TIME_BASES, TimeBase, time_base
 from .inputs import CONFIG_FIELDS, MFU_JSON, Run, load_run
 from .kernels import KERNEL_SCHEMA, kernel_totals, match_kernels
 from .noise import bootstrap
@@ -123,7 +123,7 @@ def _order(names: set[str], mode: str, rows: dict[str, pl.DataFrame], top: int) 
     if mode == STAGES_MODE:
         known = [s for s in STAGE_ORDER if s in names]
         return known + sorted(names - set(known))
-    busy = TIME_BASES[0].column
+    busy = time_base("busy").column
     frames = list(rows.values())
     base = dict(frames[0].select("stage", busy).iter_rows())
     change: dict[str, int] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,7 +221,12 @@ def _scalar(value: Any) -> Any:
     return ", ".join(str(v) for v in value) if isinstance(value, list) else value
 
 
-def load_run(path: str | Path, *, include_warmup: bool = False, progress: Any = None) -> Run:
+def load_run(
+    path: str | Path,
+    *,
+    include_warmup: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Run:
     """Load one compare input (see the module docstring). Raises
     :class:`~dsocr_nsys.errors.InputFileError` for a path of none of the three kinds."""
     from ..mfu.report import analyse

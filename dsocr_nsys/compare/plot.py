@@ -9,7 +9,7 @@ import polars as pl
 
 from ..mfu.plot import _pyplot
 from ..output import write_atomic
-from ..vocab import TIME_BASES
+from ..vocab import time_base
 from .core import CompareResult
 
 _NAME_CHARS = 28  # range names of other programs can be long: tick labels cut to this
@@ -31,10 +31,10 @@ def _bars(ax: object, stages: list[str], series: dict[str, list[float | None]]) 
 
 
 def write_plot(result: CompareResult, path: Path) -> Path:
-    """Left: each stage's time on the first time base (GPU busy), per run. Right, when a run
+    """Left: each stage's GPU busy time, per run. Right, when a run
     has a static file: MFU on that base, per such run."""
     plt = _pyplot()
-    base = TIME_BASES[0]
+    base = time_base("busy")
     times = result.times
     stages = list(dict.fromkeys(times["stage"].to_list()))
     by_run = {
