@@ -210,7 +210,20 @@ def test_bad_inputs(tmp_path: Path) -> None:
         compare_runs([DSOCR, text])
     with pytest.raises(InputFileError, match=r"without trace\.sqlite"):
         compare_runs([DSOCR, tmp_path])
+    with pytest.raises(InputFileError, match="not found"):
+        compare_runs([DSOCR, tmp_path / "missing"])
     with pytest.raises(InputFileError, match="at least two"):
         compare_runs([DSOCR])
     with pytest.raises(StageNotFoundError, match="no stage in common"):
         compare_runs([DSOCR, BEFORE])
+
+
+def test_a_sweep_compares_every_run_with_the_first() -> None:
+    result = compare_runs([BEFORE, AFTER, BEFORE], top=2, kernels=2)
+    labels = ["nsysai_mfu_2gpu_before", "nsysai_mfu_2gpu_after", "nsysai_mfu_2gpu_before#2"]
+    assert result.labels == labels
+    assert result.stages.height == 2 * len(TIME_BASES) * 2  # 2 names, every base, 2 others
+    assert result.times.height == 2 * 3 and result.times["run"].to_list()[:3] == labels
+    again = result.stages.filter(pl.col("run") == labels[2])
+    assert set(again["verdict"]) == {NO_CHANGE} and set(again["delta_ns"]) == {0}
+    assert set(result.kernels["run"]) == set(labels[1:])

@@ -219,8 +219,8 @@ def _compare_stages(
                     row["verdict"] = only_in(run.label)
                 elif o is None:
                     row["verdict"] = only_in(base_run.label)
-                elif bv is None or ov is None:
-                    row["verdict"] = NOISE_UNKNOWN if bv != ov else NO_CHANGE
+                elif bv is None or ov is None:  # an mfu.json row without this base
+                    row["verdict"] = NOISE_UNKNOWN
                 else:
                     row["delta_ns"] = ov - bv
                     row["speedup"] = _ratio(bv, ov)
