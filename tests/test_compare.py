@@ -16,7 +16,15 @@ from dsocr_nsys.compare.core import NO_CHANGE, RANGES_MODE, STAGES_MODE, WITHIN_
 from dsocr_nsys.compare.inputs import range_group
 from dsocr_nsys.errors import InputFileError, StageNotFoundError
 from dsocr_nsys.trace import open_trace
-from dsocr_nsys.vocab import DECODE, STAGE_BY_NAME, STAGE_ORDER, TIME_BASES, VISION_PARTS
+from dsocr_nsys.vocab import (
+    BUSY,
+    DECODE,
+    STAGE_BY_NAME,
+    STAGE_ORDER,
+    TIME_BASES,
+    VISION_PARTS,
+    time_base,
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +128,10 @@ def test_stage_rows_are_the_vocabulary_and_equal_stages(folder: Path, self_vs_se
     times = {r["stage"]: r for r in result.times.filter(pl.col("run") == "base-32").to_dicts()}
     for b in TIME_BASES:
         for name in ("sam", "clip", "projector", "prefill", "decode", "request"):
-            assert times[name][b.column] == totals[name][b.total], (name, b.key)
-        assert times["vision"][b.column] == sum(totals[p][b.total] for p in VISION_PARTS)
+            assert times[name][b.total] == totals[name][b.total], (name, b.key)
+        assert times["vision"][b.total] == sum(totals[p][b.total] for p in VISION_PARTS)
     assert STAGE_BY_NAME["llm_prefill"].kind == "difference"
-    assert times["llm_prefill"]["busy_ns"] == 13105083  # prefill minus its nested vision
+    assert times["llm_prefill"]["busy_total_ns"] == 13105083  # prefill minus its nested vision
     assert times["decode"]["instances"] == 31
 
 
@@ -132,9 +140,7 @@ def test_noise_on_decode_steps(self_vs_self) -> None:
         (pl.col("stage") == DECODE) & (pl.col("time_base") == "busy")
     ).row(0, named=True)
     with open_trace(DSOCR) as tr:
-        frame = tr.ranges(names=["decode"])
-    # the ranges frame's busy column: `gpu_busy_ns` today, vocab's `busy_ns` after the rename
-    steps = frame[next(c for c in ("busy_ns", "gpu_busy_ns") if c in frame.columns)]
+        steps = tr.ranges(names=["decode"])[time_base(BUSY).column]
     assert decode["n"] == decode["baseline_n"] == 31
     assert decode["median_ns"] == steps.median()
     assert decode["p10_ns"] == pytest.approx(steps.quantile(0.1, interpolation="linear"))

@@ -18,7 +18,16 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputFileError, StageNotFoundError
-from ..vocab import DECODE, RATE_BASES, REQUEST, STAGE_ORDER, TIME_BASES, TimeBase, time_base
+from ..vocab import (
+    BUSY,
+    DECODE,
+    RATE_BASES,
+    REQUEST,
+    STAGE_ORDER,
+    TIME_BASES,
+    TimeBase,
+    time_base,
+)
 from .inputs import CONFIG_FIELDS, MFU_JSON, Run, load_run
 from .kernels import KERNEL_SCHEMA, kernel_totals, match_kernels
 from .noise import bootstrap
@@ -94,7 +103,7 @@ def _range_totals(instances: pl.DataFrame) -> pl.DataFrame:
                 (pl.col(b.column).filter(pl.col("gpu")) if b.gpu else pl.col(b.column))
                 .sum()
                 .cast(pl.Int64)
-                .alias(b.column)
+                .alias(b.total)
                 for b in TIME_BASES
             ),
         )
@@ -123,7 +132,7 @@ def _order(names: set[str], mode: str, rows: dict[str, pl.DataFrame], top: int) 
     if mode == STAGES_MODE:
         known = [s for s in STAGE_ORDER if s in names]
         return known + sorted(names - set(known))
-    busy = time_base("busy").column
+    busy = time_base(BUSY).total
     frames = list(rows.values())
     base = dict(frames[0].select("stage", busy).iter_rows())
     change: dict[str, int] = {}
@@ -202,8 +211,8 @@ def _compare_stages(
         for run in runs[1:]:
             o = by_stage[run.label].get(stage)
             for tb in TIME_BASES:
-                bv = b[tb.column] if b else None
-                ov = o[tb.column] if o else None
+                bv = b[tb.total] if b else None
+                ov = o[tb.total] if o else None
                 row = {
                     "stage": stage,
                     "time_base": tb.key,
@@ -261,7 +270,7 @@ def _compare_stages(
 
 def _times(runs: Sequence[Run], order: list[str], rows: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Every run's totals per stage (rows of one stage together, runs in argument order)."""
-    cols = ["instances", *(b.column for b in TIME_BASES)]
+    cols = ["instances", *(b.total for b in TIME_BASES)]
     out = []
     for stage in order:
         for run in runs:
@@ -275,7 +284,7 @@ def _times(runs: Sequence[Run], order: list[str], rows: dict[str, pl.DataFrame])
 
 def _rates(runs: Sequence[Run], order: list[str]) -> pl.DataFrame:
     """MFU and MBU per stage, runs side by side (rows for runs with a static file)."""
-    cols = [f"mfu_{b.key}_pct" for b in RATE_BASES] + [f"mbu_{b.key}_pct" for b in RATE_BASES]
+    cols = [b.mfu_pct for b in RATE_BASES] + [b.mbu_pct for b in RATE_BASES]
     frames = [
         r.stages.filter(pl.col("stage").is_in(order)).select(
             "stage", pl.lit(r.label).alias("run"), *cols
@@ -334,7 +343,7 @@ def _decode(runs: Sequence[Run], rows: dict[str, pl.DataFrame], notes: list[str]
         if not known:
             guessed.append(run.label)
         for tb in RATE_BASES:
-            time_ns = row[tb.column]
+            time_ns = row[tb.total]
             values = _values(run, STAGES_MODE, DECODE, tb)
             rate = float(Fraction(batch * steps * 10**9, time_ns)) if time_ns else None
             if i == 0:

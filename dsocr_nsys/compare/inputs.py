@@ -22,7 +22,7 @@ from ..launch.runinfo import RUN_JSON, SQLITE, STATIC_JSON
 from ..mfu.compute import compute_mfu, select_ranges
 from ..mfu.peaks import PeakChoice
 from ..static.format import StaticCompute
-from ..vocab import RATE_BASES, REQUEST, STAGES, TIME_BASE_BY_KEY, TIME_BASES
+from ..vocab import RATE_BASES, REQUEST, STAGES, TIME_BASES
 
 if TYPE_CHECKING:
     from ..trace import Trace
@@ -34,12 +34,6 @@ EXPORT = "export"
 #: Stage rows that are NVTX ranges of their own, so have instances to measure noise on.
 INSTANCE_STAGES = tuple(s.name for s in STAGES if s.kind in ("range", "request"))
 
-# Today's ranges frame spells two per-instance columns the old way; vocab (and the column
-# rename under way) spells them busy_ns / idle_ns. Once the rename lands this maps nothing.
-_LEGACY_RANGE_COLUMNS = {
-    "gpu_busy_ns": TIME_BASE_BY_KEY["busy"].column,
-    "gpu_idle_ns": TIME_BASE_BY_KEY["idle"].column,
-}
 # The MFU library calls the request row `total` when the trace has no `request` ranges (the
 # sum of top-level stages): vocab's `request` stage says the same thing.
 _MFU_TOTAL_ROW = "total"
@@ -63,7 +57,7 @@ class Run:
     """One loaded input.
 
     ``stages``: one row per stage the MFU library found (``stage``, ``instances``, a
-    ``{base}_ns`` total per time base, ``mfu_{base}_pct`` / ``mbu_{base}_pct`` per rate base,
+    ``{base}_total_ns`` per time base, ``mfu_{base}_pct`` / ``mbu_{base}_pct`` per rate base,
     null without a static file), or None when the export holds none of our stages.
     ``instances``: one row per counted NVTX range instance (``stage``, ``gpu``: it launched
     GPU work, a ``{base}_ns`` column per time base), None for an ``mfu.json``.
@@ -148,9 +142,9 @@ def _stage_frame(stages: pl.DataFrame) -> pl.DataFrame:
     cols = [
         ("stage", pl.String),
         ("instances", pl.Int64),
-        *((b.column, pl.Int64) for b in TIME_BASES),
-        *((f"mfu_{b.key}_pct", pl.Float64) for b in RATE_BASES),
-        *((f"mbu_{b.key}_pct", pl.Float64) for b in RATE_BASES),
+        *((b.total, pl.Int64) for b in TIME_BASES),
+        *((b.mfu_pct, pl.Float64) for b in RATE_BASES),
+        *((b.mbu_pct, pl.Float64) for b in RATE_BASES),
         ("total_flops", pl.Int64),
         ("total_bytes", pl.Int64),
     ]
@@ -162,13 +156,6 @@ def _stage_frame(stages: pl.DataFrame) -> pl.DataFrame:
 
 def _instance_frame(ranges: pl.DataFrame, names: pl.Expr) -> pl.DataFrame:
     """Per-instance rows: ``stage`` (from ``names``), ``gpu`` and one column per time base."""
-    ranges = ranges.rename(
-        {
-            old: new
-            for old, new in _LEGACY_RANGE_COLUMNS.items()
-            if old in ranges.columns and new not in ranges.columns
-        }
-    )
     return ranges.select(
         names.alias("stage"),
         pl.col("gpu_start_ns").is_not_null().alias("gpu"),
