@@ -370,6 +370,46 @@ for _param in mfu_cmd.params:
         _param.help = "Write mfu.md, mfu.json, mfu.csv and PNG plots into this directory."
 
 
+# --- hardware: hwflops, calibrate -----------------------------------------------------------
+
+
+@cli.command("hwflops")
+@click.argument("ncu_csv", type=click.Path(dir_okay=False))
+@output_options
+def hwflops_cmd(ncu_csv: str, fmt: str, output: str | None) -> None:
+    """Hardware FLOPs per stage from an Nsight Compute raw CSV (`ncu --csv --page raw --nvtx`):
+    tensor-core FLOPs per precision, FP32 FLOPs, ncu kernel time.
+
+    With -o FILE writes the hw_flops.json document (read by `mfu --hw`); -f json prints it."""
+    import json
+
+    from .hw.ncu import hw_flops, read_ncu_csv
+    from .hw.report import hwflops_report
+    from .output import write_atomic
+
+    result = hw_flops(read_ncu_csv(ncu_csv))
+    if output or fmt == "json":
+        text = json.dumps(result.document(), indent=2) + "\n"
+        if output:
+            write_atomic(output, text)
+            progress(f"wrote {output}")
+            return
+        click.echo(text, nl=False)
+        return
+    emit(hwflops_report(result), fmt, None)
+
+
+@cli.command("calibrate")
+@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=10))
+@output_options
+def calibrate_cmd(repeats: int, fmt: str, output: str | None) -> None:
+    """Measure this GPU's ceilings: dense BF16 GEMM TFLOP/s and device-copy GB/s (a few s)."""
+    from .hw.calibrate import calibrate
+    from .hw.report import calibration_report
+
+    emit(calibration_report(calibrate(repeats=repeats)), fmt, output)
+
+
 # --- launch: profile (and the inference entry it wraps) -------------------------------------
 
 

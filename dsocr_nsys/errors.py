@@ -43,3 +43,7 @@ class ToolNotFoundError(DsocrError):
 
 class ModelError(DsocrError):
     """Model construction, weights or inference problems (bad mode, missing tensors, OOM)."""
+
+
+class NoGpuError(DsocrError):
+    """A step that measures the GPU (calibrate) found no CUDA device."""
