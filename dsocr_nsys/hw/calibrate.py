@@ -58,6 +58,13 @@ class Calibration:
     copy_gbps_min: float
     copy_gbps_max: float
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Calibration:
+        """The inverse of :meth:`as_record` (``run.json``'s ``calibration``)."""
+        fields = dict(record)
+        fields["gemm"] = tuple(GemmPoint(**p) for p in fields["gemm"])
+        return cls(**fields)
+
     def as_record(self) -> dict[str, Any]:
         """JSON-ready dict (what ``run.json``'s ``calibration`` holds)."""
         record = asdict(self)

@@ -72,6 +72,7 @@ _HOW = (
     "sm__ops_path_tensor_src_bf16_dst_fp32.sum,gpu__time_duration.sum <program> > ncu.csv"
 )
 _ENTRY_RE = re.compile(r'"([^"]*)"')
+_HEADER_RE = re.compile(r'^"?ID"?,"?Process ID"?,')
 
 
 def fp32_metric(op: str, prefix: str = "smsp__") -> str:
@@ -181,7 +182,7 @@ def read_ncu_csv(path: str | Path) -> NcuCsv:
     if not p.is_file():
         raise InputFileError(f"no such file: {p}; pass an ncu raw CSV ({_HOW})")
     lines = _open_text(p)
-    start = next((i for i, line in enumerate(lines) if line.startswith('"ID","Process ID"')), None)
+    start = next((i for i, line in enumerate(lines) if _HEADER_RE.match(line)), None)
     if start is None:
         raise InputFileError(f'{p} is not an ncu raw CSV (no "ID","Process ID",... header); {_HOW}')
     rows = list(csv.reader(lines[start:]))
