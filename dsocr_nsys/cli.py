@@ -327,6 +327,20 @@ def static_cmd(
     help="Go on when the static configuration does not match the trace (noted in the report).",
 )
 @_INCLUDE_WARMUP
+@click.option(
+    "--hw",
+    "hw_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="hw_flops.json (dsocr-nsys hwflops -o): add hardware FLOPs, HFU and useful share.",
+)
+@click.option(
+    "--ceiling",
+    "ceiling_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="run.json with a calibration (or a calibrate JSON): MFU/MBU against the measured ceiling.",
+)
 @output_options
 def mfu_cmd(
     trace: str,
@@ -336,6 +350,8 @@ def mfu_cmd(
     peak_gbps: float | None,
     allow_mismatch: bool,
     include_warmup: bool,
+    hw_path: str | None,
+    ceiling_path: str | None,
     fmt: str,
     output: str | None,
 ) -> None:
@@ -355,6 +371,10 @@ def mfu_cmd(
         include_warmup=include_warmup,
         progress=progress,
     )
+    if hw_path or ceiling_path:
+        from .hw.join import apply
+
+        apply(result, hw_path, ceiling_path)
     if output:
         progress(f"writing {output}/")
         for path in write_dir(result, output):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..hw.join import display_tables
 from ..output import Report, render, write_atomic
 from ..static.format import load_static
 from .compute import MfuResult, compute_mfu, nsys_rep_for
@@ -136,6 +137,7 @@ def display_report(result: MfuResult) -> Report:
         "time": _subset(result.stages, TIME_COLUMNS),
         "roofline": _subset(result.stages, ROOFLINE_COLUMNS),
     }
+    tables.update(display_tables(result.stages))  # hardware FLOPs / measured ceiling, if joined
     if result.decode.height:
         tables["decode"] = result.decode
     tables["timeline"] = _subset(
