@@ -1,6 +1,9 @@
 """Thin click wiring. Commands call library functions (which return data) and render it with
 :mod:`dsocr_nsys.output`; every :class:`~dsocr_nsys.errors.DsocrError` becomes one line on
-stderr and exit code 2, here and nowhere else.
+stderr and exit code 2 in the group (:mod:`dsocr_nsys.clikit`, shared with the launcher).
+
+The launcher's commands (``infer``, ``profile``, ``report``) are declared once, in
+:mod:`dsocr_nsys.launch.commands`, and registered here as in ``python -m dsocr_nsys.launch``.
 """
 
 from __future__ import annotations
@@ -14,32 +17,13 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import DsocrError
-from .launch.options import inference_options, options_from_kwargs
-from .launch.profile import profile_options, request_from_kwargs
+from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
+from .launch.commands import COMMANDS as LAUNCH_COMMANDS
 from .output import Report, emit, output_options
+from .vocab import CPU, IDLE, KERNEL, PROJ, TIME_BASES, time_base
 
 
-class DsocrGroup(click.Group):
-    """Maps the library's typed errors to one stderr line and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DsocrError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
-
-
-def progress(message: str) -> None:
-    """Progress lines go to stderr so stdout stays data only."""
-    click.echo(message, err=True)
-
-
-@click.group(cls=DsocrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DsocrGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="dsocr-nsys")
 def cli() -> None:
     """Where DeepSeek-OCR inference spends its GPU time, from Nsight Systems traces."""
@@ -57,11 +41,16 @@ _INCLUDE_WARMUP = click.option(
     is_flag=True,
     help="Count ranges named `warmup` and everything nested in them (left out by default).",
 )
+_BUSY = time_base("busy")
 _STAGE_COLUMNS = (
     "name", "pid", "device_ids", "instances", "gpu_ops", "kernels",
-    "proj_total_ns", "busy_total_ns", "kernel_total_ns", "idle_total_ns", "cpu_total_ns",
-    "busy_mean_ns", "busy_median_ns", "gpu_pct",
+    *(time_base(k).total for k in (PROJ, _BUSY.key, KERNEL, IDLE, CPU)),
+    _BUSY.stat("mean"), _BUSY.stat("median"), "gpu_pct",
 )  # fmt: skip
+# The stages table's note: each time base as the vocabulary defines it.
+_STAGES_NOTE = "; ".join(
+    [f"{b.key} = {b.definition}" for b in TIME_BASES] + ["GPU % = busy / whole-trace GPU busy time"]
+)
 _NAME_WIDTH = 70
 
 
@@ -132,21 +121,15 @@ def stages(
     fmt: str,
     output: str | None,
 ) -> None:
-    """Per-stage GPU time: one row per NVTX range name.
-
-    Time bases: proj (first GPU op start to last op end), busy (union of op intervals),
-    kernel (sum of kernel durations), idle (proj - busy), cpu (the NVTX range itself).
-    """
+    """Per-stage GPU time: one row per NVTX range name, on every time base (busy, proj,
+    kernel, cpu, idle; the notes define each, docs/trace-engine.md lists the columns)."""
     with _open_trace_cli(trace) as tr:
         frame = tr.stages(include_warmup=include_warmup, names=list(stage_names) or None)
         gpus = ", ".join(sorted({g.name for g in tr.gpus() if g.name})) or "unknown"
     report = Report(
         tables={"stages": _readable(frame, fmt, None if wide else _STAGE_COLUMNS)},
         meta={"trace": str(trace), "gpu": gpus, "warmup_included": include_warmup},
-        notes=[
-            "proj = first GPU op start to last op end (nsys projected duration); busy = union "
-            "of op intervals; idle = proj - busy; GPU % = busy / whole-trace GPU busy time",
-        ],
+        notes=[_STAGES_NOTE],
         title="GPU time per stage",
     )
     emit(report, fmt, output)
@@ -341,7 +324,9 @@ def static_cmd(
     type=click.Path(dir_okay=False),
     help="run.json with a calibration (or a calibrate JSON): MFU/MBU against the measured ceiling.",
 )
-@output_options
+@output_options(
+    directory=True, help="Write mfu.md, mfu.json, mfu.csv and PNG plots into this directory."
+)
 def mfu_cmd(
     trace: str,
     static_path: str,
@@ -383,13 +368,6 @@ def mfu_cmd(
         click.echo(render(report_for(result, fmt), fmt), nl=False)
 
 
-# For this command -o names a directory (the shared option is a file path elsewhere).
-for _param in mfu_cmd.params:
-    if _param.name == "output" and isinstance(_param, click.Option):
-        _param.type = click.Path(file_okay=False, writable=True)
-        _param.help = "Write mfu.md, mfu.json, mfu.csv and PNG plots into this directory."
-
-
 # --- hardware: hwflops, calibrate -----------------------------------------------------------
 
 
@@ -404,7 +382,6 @@ def hwflops_cmd(ncu_csv: str, fmt: str, output: str | None) -> None:
     import json
 
     from .hw.ncu import hw_flops, read_ncu_csv
-    from .hw.report import hwflops_report
     from .output import write_atomic
 
     result = hw_flops(read_ncu_csv(ncu_csv))
@@ -416,6 +393,8 @@ def hwflops_cmd(ncu_csv: str, fmt: str, output: str | None) -> None:
             return
         click.echo(text, nl=False)
         return
+    from .hw.report import hwflops_report
+
     emit(hwflops_report(result), fmt, None)
 
 
@@ -430,70 +409,10 @@ def calibrate_cmd(repeats: int, fmt: str, output: str | None) -> None:
     emit(calibration_report(calibrate(repeats=repeats)), fmt, output)
 
 
-# --- launch: profile (and the inference entry it wraps) -------------------------------------
+# --- launch: infer, profile, report (declared in launch/commands.py) -------------------------
 
-
-@cli.command("infer")
-@inference_options
-@click.option("--result-json", type=click.Path(dir_okay=False), hidden=True)
-@output_options
-def infer_cmd(result_json: str | None, fmt: str, output: str | None, **kwargs: Any) -> None:
-    """Run DeepSeek-OCR inference in this process (no nsys) and print wall times per request.
-
-    The entry point that `profile` runs under nsys, and what the NVTX-overhead benchmark times."""
-    from pathlib import Path
-
-    import polars as pl
-
-    from .launch.infer import execute_infer, summary_rows
-
-    options = options_from_kwargs(kwargs)
-    payload = execute_infer(options, Path(result_json) if result_json else None, progress)
-    result = payload["result"]
-    report = Report(
-        tables={"requests": pl.DataFrame(summary_rows(result), infer_schema_length=None)},
-        meta={
-            "preset": options.preset,
-            "mode": options.mode,
-            "device": options.device,
-            "gpu": payload["environment"].get("gpu_name"),
-            "prefill_tokens": result.get("prefill_tokens"),
-            "decode_steps": result.get("decode_steps"),
-        },
-        title="DeepSeek-OCR inference (wall clock, one row per timed request)",
-    )
-    emit(report, fmt, output)
-
-
-@cli.command("profile")
-@inference_options
-@profile_options
-@output_options
-def profile_cmd(fmt: str, output: str | None, **kwargs: Any) -> None:
-    """Run inference under `nsys profile`, export to SQLite, and leave a run folder:
-    trace.nsys-rep, trace.sqlite, run.json (model config, tokens, versions, GPU, nsys commands)."""
-    import polars as pl
-
-    from .launch.profile import profile_run, summary_rows
-
-    options = options_from_kwargs(kwargs)
-    request = request_from_kwargs(kwargs, options)
-    record = profile_run(options, request, progress)
-    report = Report(
-        tables={"files": pl.DataFrame(summary_rows(record, request.out), infer_schema_length=None)},
-        meta={
-            "run": str(request.out),
-            "mode": record["mode"],
-            "views": record["views"],
-            "prefill_tokens": record["prefill_tokens"],
-            "decode_steps": record["decode_steps"],
-            "gpu": record["gpu"]["name"],
-            "mfu_gpu": record["gpu"]["mfu_name"],
-            "nsys": record["versions"]["nsys"],
-        },
-        title="dsocr-nsys profile: run folder",
-    )
-    emit(report, fmt, output)
+for _command in LAUNCH_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """One renderer for every command: ``--format table|md|json|csv`` and ``-o FILE``.
 
-Library functions return :class:`Report` objects (named polars frames plus notes); only the
-CLI renders them. Column names carry their unit as a suffix, and the suffix decides how a
-human-readable format shows the value:
+Library functions return :class:`Report` objects (named tables plus notes); only the CLI
+renders them. A table is a polars frame or plain rows (a list of dicts with the same keys):
+rows render without polars, for the launcher on a GPU image that has none. Column names carry
+their unit as a suffix, and the suffix decides how a human-readable format shows the value:
 
 ==============  =====================================  ==========================
 suffix          meaning (JSON/CSV keep the raw value)  table / md shows
@@ -23,6 +24,7 @@ import io
 import json
 import math
 import os
+import statistics
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,18 +57,40 @@ class Report:
     human formats print above the tables.
     """
 
-    tables: dict[str, pl.DataFrame]
+    tables: dict[str, pl.DataFrame | list[dict[str, Any]]]
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     title: str = ""
 
 
-def _time_unit(values: pl.Series) -> tuple[str, float]:
+def _time_unit(values: list[Any]) -> tuple[str, float]:
     """ms when the column's median magnitude is at least 1 ms, else µs."""
-    nonnull = values.drop_nulls()
-    if len(nonnull) and float(nonnull.abs().median()) >= 1e6:
+    nonnull = [abs(v) for v in values if v is not None]
+    if nonnull and float(statistics.median(nonnull)) >= 1e6:
         return "ms", 1e6
     return "µs", 1e3
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _columns(table: pl.DataFrame | list[dict[str, Any]]) -> list[tuple[str, list[Any], bool]]:
+    """(name, values, numeric) per column of a polars frame or of plain rows; a plain column
+    is numeric when it holds at least one number and nothing else but nulls."""
+    if isinstance(table, list):
+        names = list(table[0]) if table else []
+        out = []
+        for name in names:
+            values = [row.get(name) for row in table]
+            present = [v for v in values if v is not None]
+            out.append((name, values, bool(present) and all(_is_number(v) for v in present)))
+        return out
+    return [(c, table[c].to_list(), table[c].dtype.is_numeric()) for c in table.columns]
+
+
+def _height(table: pl.DataFrame | list[dict[str, Any]]) -> int:
+    return len(table) if isinstance(table, list) else table.height
 
 
 # Words a header spells the way the field does (sentence case would give "Gpu", "Mfu").
@@ -96,18 +120,18 @@ def _label(name: str) -> str:
     return " ".join(words)
 
 
-def humanize(frame: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
+def humanize(
+    frame: pl.DataFrame | list[dict[str, Any]],
+) -> tuple[list[str], list[list[str]], list[bool]]:
     """Headers, string cells and right-alignment flags for a human-readable table."""
     headers: list[str] = []
     columns: list[list[str]] = []
     numeric: list[bool] = []
-    for name in frame.columns:
-        series = frame[name]
-        is_num = series.dtype.is_numeric()
+    for name, values, is_num in _columns(frame):
         scale: tuple[str, float, int] | None = None
         base = name
         if is_num and name.endswith("_ns"):
-            unit, div = _time_unit(series)
+            unit, div = _time_unit(values)
             scale, base = (unit, div, 3 if unit == "ms" else 1), name[:-3]
         elif is_num:
             for suffix, spec in _SCALED.items():
@@ -116,7 +140,7 @@ def humanize(frame: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool
                     break
         headers.append(f"{_label(base)} ({scale[0]})" if scale else _label(base))
         cells = []
-        for value in series.to_list():
+        for value in values:
             cells.append(_cell(value, scale))
         columns.append(cells)
         numeric.append(is_num)
@@ -146,7 +170,7 @@ def _cell(value: Any, scale: tuple[str, float, int] | None) -> str:
     return str(value)
 
 
-def _text_table(frame: pl.DataFrame, markdown: bool) -> str:
+def _text_table(frame: pl.DataFrame | list[dict[str, Any]], markdown: bool) -> str:
     headers, rows, numeric = humanize(frame)
     if markdown:
         esc = [h.replace("|", "\\|") for h in headers]
@@ -182,7 +206,12 @@ def render(report: Report, fmt: str) -> str:
     """
     if fmt == "json":
         payload: dict[str, Any] = dict(report.meta)
-        payload.update({name: frame.to_dicts() for name, frame in report.tables.items()})
+        payload.update(
+            {
+                name: frame if isinstance(frame, list) else frame.to_dicts()
+                for name, frame in report.tables.items()
+            }
+        )
         if report.notes:
             payload["notes"] = report.notes
         return json.dumps(payload, indent=2, default=_json_default) + "\n"
@@ -190,8 +219,9 @@ def render(report: Report, fmt: str) -> str:
         frame = next(iter(report.tables.values()))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(frame.columns)
-        writer.writerows(frame.rows())
+        columns = _columns(frame)
+        writer.writerow([name for name, _values, _num in columns])
+        writer.writerows(zip(*(values for _name, values, _num in columns), strict=True))
         return buf.getvalue()
     if fmt not in ("table", "md"):
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -211,7 +241,7 @@ def render(report: Report, fmt: str) -> str:
     for name, frame in report.tables.items():
         if multi:
             parts.append(f"## {_label(name)}" if md else f"[{_label(name)}]")
-        parts.append(_text_table(frame, md) if frame.height else "(no rows)")
+        parts.append(_text_table(frame, md) if _height(frame) else "(no rows)")
     if report.notes:
         parts.append("\n".join(f"- {n}" if md else f"note: {n}" for n in report.notes))
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -246,22 +276,31 @@ def emit(report: Report, fmt: str, output: str | None) -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def output_options(func: F) -> F:
-    """The shared ``--format`` / ``-o`` options; the command receives ``fmt`` and ``output``."""
-    func = click.option(
-        "-o",
-        "--output",
-        type=click.Path(dir_okay=False, writable=True),
-        default=None,
-        help="Write to this file (atomically) instead of stdout.",
-    )(func)
-    func = click.option(
-        "-f",
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="table/md show readable units (ms, µs) in headers; json/csv carry integer ns.",
-    )(func)
-    return func
+def output_options(
+    func: F | None = None, *, directory: bool = False, help: str | None = None
+) -> Any:
+    """The shared ``--format`` / ``-o`` options; the command receives ``fmt`` and ``output``.
+
+    ``@output_options`` gives ``-o FILE``; ``@output_options(directory=True, help=...)`` gives
+    ``-o DIR`` for a command that writes a folder of files (``help`` says which)."""
+
+    def decorate(f: F) -> F:
+        if directory:
+            out_type = click.Path(file_okay=False, writable=True)
+            out_help = help or "Write into this directory instead of printing."
+        else:
+            out_type = click.Path(dir_okay=False, writable=True)
+            out_help = help or "Write to this file (atomically) instead of stdout."
+        f = click.option("-o", "--output", type=out_type, default=None, help=out_help)(f)
+        f = click.option(
+            "-f",
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default="table",
+            show_default=True,
+            help="table/md show readable units (ms, µs) in headers; json/csv carry integer ns.",
+        )(f)
+        return f
+
+    return decorate(func) if func is not None else decorate

@@ -43,7 +43,7 @@ def test_join_scales_per_instance_and_rates(doc: dict):
             "stage": ["sam", "prefill", "decode", "request"],
             "instances": [1, 1, 31, 1],
             "total_flops": [976_910_000_000, 2_000_000_000_000, 36_160_000_000, 1_409_370_000_000],
-            "busy_ns": [11_000_000, 25_000_000, 92_000_000, 118_000_000],
+            "busy_total_ns": [11_000_000, 25_000_000, 92_000_000, 118_000_000],
         }
     )
     out, notes = join_hw(stages, doc, peak_tflops=989.0)
@@ -57,9 +57,9 @@ def test_join_scales_per_instance_and_rates(doc: dict):
     assert sam["hfu_busy_pct"] == pytest.approx(100 * sam["hw_busy_tflops"] / 989.0)
     assert sam["useful_pct"] == pytest.approx(100 * 976_910_000_000 / _hw(doc, "sam"))
     # prefill's model count here is above its hardware count: a finding, shown
-    assert any(n.startswith("finding: prefill executed") for n in notes)
-    assert not any(n.startswith("finding: sam") for n in notes)
-    assert any("decode (1 -> 31)" in n for n in notes)
+    assert any(n.code == "hw_below_model" and n.data["stage"] == "prefill" for n in notes)
+    assert not any(n.data.get("stage") == "sam" for n in notes)
+    assert any(n.code == "hw_scaled" and "decode (1 -> 31)" in n.data["stages"] for n in notes)
 
 
 def test_ceiling_columns():

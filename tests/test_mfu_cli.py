@@ -45,12 +45,12 @@ def test_json_and_csv_carry_the_wide_table() -> None:
     data = json.loads(_run(str(H100), "--static", str(H100_STATIC), "-f", "json").stdout)
     assert data["peak_tflops"] == 989 and data["peak_gpu"] == "H100 SXM"
     sam = next(r for r in data["stages"] if r["stage"] == "sam")
-    assert sam["total_flops"] == MATMUL_FLOPS and sam["proj_ns"] == 770791
+    assert sam["total_flops"] == MATMUL_FLOPS and sam["proj_total_ns"] == 770791
     assert sam["mfu_proj_pct"] == pytest.approx(100 * MATMUL_FLOPS / (989e12 * 770791e-9))
     text = _run(str(H100), "--static", str(H100_STATIC), "-f", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["stage"] for r in rows] == ["sam", "clip", "vision", "prefill", "total"]
-    assert int(rows[0]["kernel_ns"]) == 120192
+    assert int(rows[0]["kernel_total_ns"]) == 120192
 
 
 def test_overrides_on_the_command_line() -> None:

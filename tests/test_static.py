@@ -14,8 +14,11 @@ from dsocr_nsys.static import formulas as F
 from dsocr_nsys.static.compute import (
     STAGES,
     StaticOptions,
+    _known_checks,
     compute_static,
     decode_context,
+    document_tables,
+    known_totals,
     write_static,
 )
 from dsocr_nsys.static.format import load_static
@@ -249,3 +252,25 @@ def test_cli_bad_input(args: list[str], needle: str) -> None:
     assert res.exit_code == 2
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("Error:") and needle in err[0], res.stderr
+
+
+def test_tables_are_read_from_the_document() -> None:
+    """The shown tables are a view of the written document: a reader of the JSON file gets
+    the same tables back."""
+    result = compute_static(StaticOptions(preset="tiny", mode="base", max_new_tokens=4))
+    reread = document_tables(json.loads(json.dumps(result.document)))
+    assert list(reread) == list(result.tables) == ["stages", "agreement", "operators", "checks"]
+    for name, frame in result.tables.items():
+        assert reread[name].equals(frame), name
+
+
+def test_known_totals_are_one_data_table_with_sources() -> None:
+    rows = known_totals()
+    assert [r["expected"] for r in rows] == ["946", "319", "162", "62", "0.82", "0.33", "61440"]
+    assert all(r["source"] for r in rows)
+    checks = _known_checks(FULL, "full")
+    assert [c["check"] for c in checks] == [r["check"] for r in rows]
+    sam_1024 = checks[0]
+    assert sam_1024["expected_gflops"] == 946.0
+    assert sam_1024["reference_convention_gflops"] == 946.559  # docs: 946.56 unpadded
+    assert sam_1024["model_runs_gflops"] == 976.909 and "window-padded" in sam_1024["why"]

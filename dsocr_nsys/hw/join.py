@@ -19,7 +19,8 @@ from typing import Any
 import polars as pl
 
 from ..errors import InputFileError
-from ..vocab import DECODE, PREFILL, RATE_BASES, REQUEST
+from ..mfu.notes import Finding
+from ..vocab import BUSY, DECODE, PREFILL, RATE_BASES, REQUEST, time_base
 from .calibrate import Calibration
 from .ncu import SCHEMA
 
@@ -75,11 +76,12 @@ def load_calibration(path: str | Path) -> Calibration:
 
 def join_hw(
     stages: pl.DataFrame, doc: dict[str, Any], peak_tflops: float | None
-) -> tuple[pl.DataFrame, list[str]]:
-    """``stages`` (mfu's frame: ``stage``, ``instances``, ``total_flops``, ``busy_ns``) with
-    :data:`HW_COLUMNS` added, and the findings to show (hardware below model, scaling)."""
+) -> tuple[pl.DataFrame, list[Finding]]:
+    """``stages`` (mfu's frame: ``stage``, ``instances``, ``total_flops``, ``busy_total_ns``)
+    with :data:`HW_COLUMNS` added, and the findings to show (hardware below model, scaling)."""
     hw = {r["stage"]: r for r in doc.get("stages", [])}
-    notes: list[str] = []
+    busy_col = time_base(BUSY).total
+    notes: list[Finding] = []
     cols: dict[str, list[Any]] = {c: [] for c in HW_COLUMNS}
     scaled_any = []
     rows = list(stages.iter_rows(named=True))
@@ -113,7 +115,7 @@ def join_hw(
             h = hw[name]
             flops = scaled_flops(name, int(h["tensor_flops"]), h["instances"])
             scaled = None if flops is None else h["instances"] != row.get("instances")
-        busy = row.get("busy_ns")
+        busy = row.get(busy_col)
         rate = float(Fraction(flops, busy) / 1000) if flops is not None and busy else None
         model = row.get("total_flops")
         useful = 100.0 * model / flops if flops and model is not None else None
@@ -124,9 +126,7 @@ def join_hw(
         cols["useful_pct"].append(useful)
         if flops is not None and model is not None and flops < model:
             notes.append(
-                f"finding: {name} executed {flops / 1e9:,.2f} GFLOP on the tensor cores, less than "
-                f"its model count {model / 1e9:,.2f} GFLOP: the static count is too high there, "
-                "or part of the stage ran off the tensor cores (CUDA-core FP32, other precisions)"
+                Finding("hw_below_model", {"stage": name, "hw_flops": flops, "model_flops": model})
             )
     schema = {
         "hw_flops": pl.Int64,
@@ -138,17 +138,13 @@ def join_hw(
     added = pl.DataFrame(cols, schema=schema)
     notes.insert(
         0,
-        f"hw_flops: tensor-core FLOPs from Nsight Compute ({', '.join(doc.get('precisions', []))}"
-        f"; {doc.get('source')}); HFU = hw_flops / GPU busy / datasheet peak; useful = model / "
-        "hardware FLOPs",
+        Finding(
+            "hw_source",
+            {"precisions": list(doc.get("precisions", [])), "source": doc.get("source")},
+        ),
     )
     if scaled_any:
-        notes.insert(
-            1,
-            "hw_flops scaled per range instance from the ncu request to this trace's instances: "
-            + ", ".join(dict.fromkeys(scaled_any))
-            + " (decode steps of other context lengths are taken at the ncu step's figure)",
-        )
+        notes.insert(1, Finding("hw_scaled", {"stages": list(dict.fromkeys(scaled_any))}))
     return pl.concat([stages, added], how="horizontal"), notes
 
 
@@ -164,43 +160,37 @@ def with_ceiling(stages: pl.DataFrame, cal: Calibration) -> pl.DataFrame:
     ``{base}_gbps`` over ``cal.copy_gbps``, in percent, for every rate base."""
     exprs = []
     for b in RATE_BASES:
-        if f"{b.key}_tflops" in stages.columns:
+        if b.tflops in stages.columns:
             exprs.append(
-                (100.0 * pl.col(f"{b.key}_tflops") / cal.gemm_tflops).alias(
-                    f"mfu_{b.key}_measured_pct"
-                )
+                (100.0 * pl.col(b.tflops) / cal.gemm_tflops).alias(f"mfu_{b.key}_measured_pct")
             )
-        if f"{b.key}_gbps" in stages.columns:
+        if b.gbps in stages.columns:
             exprs.append(
-                (100.0 * pl.col(f"{b.key}_gbps") / cal.copy_gbps).alias(f"mbu_{b.key}_measured_pct")
+                (100.0 * pl.col(b.gbps) / cal.copy_gbps).alias(f"mbu_{b.key}_measured_pct")
             )
     return stages.with_columns(exprs)
 
 
 def apply(result: Any, hw_path: str | Path | None, ceiling_path: str | Path | None) -> None:
-    """Add the hardware and ceiling columns, notes and meta to an ``MfuResult`` in place."""
+    """Add the hardware and ceiling columns, findings and meta to an ``MfuResult`` in place."""
     if hw_path is not None:
         doc = load_hw_flops(hw_path)
-        result.stages, notes = join_hw(result.stages, doc, result.peak.peak_tflops)
-        result.notes.extend(notes)
+        result.stages, findings = join_hw(result.stages, doc, result.peak.peak_tflops)
+        result.findings.extend(findings)
         result.meta["hw_flops"] = str(hw_path)
     if ceiling_path is not None:
         cal = load_calibration(ceiling_path)
         result.stages = with_ceiling(result.stages, cal)
-        traced = result.meta.get("detected_gpu")
+        traced = result.peak.detected_name
         if traced and traced != cal.gpu_name:
-            result.notes.append(
-                f"the ceiling was measured on {cal.gpu_name}, the trace ran on {traced}: "
-                "calibrate on the traced GPU"
+            result.findings.append(
+                Finding("ceiling_other_gpu", {"measured_on": cal.gpu_name, "traced_on": traced})
             )
         result.meta["measured_ceiling"] = (
             f"{cal.gemm_tflops:.1f} TFLOP/s dense BF16 GEMM, {cal.copy_gbps:.1f} GB/s device "
             f"copy ({cal.gpu_name}, calibrate, {ceiling_path})"
         )
-        result.notes.append(
-            "mfu_*_pct / mbu_*_pct: against the datasheet peak; mfu_*_measured_pct / "
-            "mbu_*_measured_pct: against the measured ceiling (dsocr-nsys calibrate)"
-        )
+        result.findings.append(Finding("ceiling_columns"))
 
 
 def display_tables(stages: pl.DataFrame) -> dict[str, pl.DataFrame]:

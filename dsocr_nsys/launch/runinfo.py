@@ -40,6 +40,11 @@ STATIC_LOG = "static.log"
 LATEST = "latest"
 
 
+def nsys_rep_for(trace_path: Path) -> Path:
+    """The ``.nsys-rep`` report beside an export (same stem), to open in the GUI."""
+    return trace_path.with_suffix(".nsys-rep")
+
+
 def utc_now() -> str:
     """Current UTC time, ISO 8601 with seconds (``2026-11-23T20:16:37Z``)."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

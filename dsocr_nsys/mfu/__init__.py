@@ -1,7 +1,9 @@
 """``dsocr-nsys mfu``: per-stage MFU/MBU from a trace and a static-compute file.
 
-:mod:`.compute` does the arithmetic on frames, :mod:`.peaks` holds the GPU peak table,
-:mod:`.report` opens the inputs and shapes the output, :mod:`.plot` draws (matplotlib, lazily).
+Load → compute → present: :mod:`.report` loads the inputs and chooses the peak
+(:mod:`.peaks`, the GPU peak table), :mod:`.compute` does the arithmetic on frames and records
+findings, :mod:`.notes` writes every note's text from them, :mod:`.report` and :mod:`.plot`
+(matplotlib, lazily) present the result.
 """
 
 from .compute import MfuResult, compute_mfu

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..output import write_atomic
-from .compute import TIME_BASES, MfuResult
-
-_BASE_LABEL = {"busy": "GPU busy", "proj": "GPU span", "kernel": "kernel sum", "cpu": "CPU range"}
+from ..vocab import RATE_BASES
+from .compute import MfuResult
 
 
 def _pyplot() -> Any:
@@ -38,12 +37,14 @@ def write_plots(result: MfuResult, out_dir: Path) -> list[Path]:
     try:
         # 1. time per stage on each time base (ms), grouped bars
         fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 4))
-        width = 0.8 / len(TIME_BASES)
-        for i, base in enumerate(TIME_BASES):
-            xs = [k + (i - 1.5) * width for k in range(len(rows))]
-            ax.bar(xs, [(r[f"{base}_ns"] or 0) / 1e6 for r in rows], width, label=_BASE_LABEL[base])
+        width = 0.8 / len(RATE_BASES)
+        # bar i of n sits (i - (n - 1) / 2) widths from the stage's tick: the group is centred
+        offsets = [(i - (len(RATE_BASES) - 1) / 2) * width for i in range(len(RATE_BASES))]
+        for b, off in zip(RATE_BASES, offsets, strict=True):
+            xs = [k + off for k in range(len(rows))]
+            ax.bar(xs, [(r[b.total] or 0) / 1e6 for r in rows], width, label=b.label)
         ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
-        positive = [r[f"{b}_ns"] for r in rows for b in TIME_BASES if r[f"{b}_ns"]]
+        positive = [r[b.total] for r in rows for b in RATE_BASES if r[b.total]]
         if positive and max(positive) > 100 * min(positive):
             ax.set_yscale("log")  # CPU ranges can dwarf GPU time (launch- or init-bound)
         ax.set_ylabel("time (ms, total over counted instances)")
@@ -54,9 +55,9 @@ def write_plots(result: MfuResult, out_dir: Path) -> list[Path]:
 
         # 2. MFU per stage per time base (%)
         fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 4))
-        for i, base in enumerate(TIME_BASES):
-            xs = [k + (i - 1.5) * width for k in range(len(rows))]
-            ax.bar(xs, [r[f"mfu_{base}_pct"] or 0 for r in rows], width, label=_BASE_LABEL[base])
+        for b, off in zip(RATE_BASES, offsets, strict=True):
+            xs = [k + off for k in range(len(rows))]
+            ax.bar(xs, [r[b.mfu_pct] or 0 for r in rows], width, label=b.label)
         ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
         ax.set_ylabel(f"MFU (% of {result.peak.peak_tflops:g} TFLOP/s)")
         ax.set_title("MFU per stage")
