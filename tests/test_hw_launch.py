@@ -126,6 +126,7 @@ def test_profile_ncu_writes_csv_and_hw_flops(tmp_path: Path, ncu: Path):
         "sm__ops_path_tensor_src_tf32_dst_fp32.sum",
         "gpu__time_duration.sum",
     ]
+    assert not (run / ".ncu.csv.partial").exists()
     doc = json.loads((run / "hw_flops.json").read_text())
     assert doc["schema"] == "dsocr-nsys/hw_flops/1"
     sam = next(r for r in doc["stages"] if r["stage"] == "sam")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -152,15 +153,18 @@ def ncu_step(
         csv_path, log_path = run_dir / NCU_CSV, run_dir / NCU_LOG
         say(f"ncu ({', '.join(metrics)}) on a {new_tokens}-token request → {csv_path} "
             f"(log: {log_path})")  # fmt: skip
+        # ncu's stdout goes to a partial file, renamed when ncu is done: no half-written ncu.csv
+        partial = run_dir / f".{NCU_CSV}.partial"
         with (
-            csv_path.open("w", encoding="utf-8") as out,
+            partial.open("w", encoding="utf-8") as out,
             log_path.open("w", encoding="utf-8") as log,
         ):
-            log.write("$ " + " ".join(argv) + "\n")
+            log.write("$ " + shlex.join(argv) + "\n")
             log.flush()
             status = subprocess.run(
                 argv, stdout=out, stderr=log, stdin=subprocess.DEVNULL, env=dict(env), check=False
             ).returncode
+        os.replace(partial, csv_path)
         (run_dir / "ncu_result.json").unlink(missing_ok=True)
         text = log_path.read_text(encoding="utf-8", errors="replace")
         text += csv_path.read_text(encoding="utf-8", errors="replace")[:20000]
