@@ -409,6 +409,55 @@ def calibrate_cmd(repeats: int, fmt: str, output: str | None) -> None:
     emit(calibration_report(calibrate(repeats=repeats)), fmt, output)
 
 
+# --- compare: compare -----------------------------------------------------------------------
+
+
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--stage",
+    default=None,
+    metavar="NAME",
+    help="Kernels of this range name (`all`: the whole trace). Default: decode, else all.",
+)
+@click.option("--kernels", "n_kernels", default=15, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--top", default=15, show_default=True, type=click.IntRange(min=1),
+    help="Range names shown when the exports hold no dsocr stages (largest change first).",
+)  # fmt: skip
+@_INCLUDE_WARMUP
+@output_options(
+    directory=True, help="Write compare.md, compare.json, compare.csv and compare.png here."
+)
+def compare_cmd(
+    runs: tuple[Path, ...],
+    stage: str | None,
+    n_kernels: int,
+    top: int,
+    include_warmup: bool,
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Compare runs with the first (the baseline): per stage, noise, MFU, kernels.
+
+    Each RUN is a run folder, an mfu.json or an nsys SQLite export. With -o DIR, writes
+    DIR/compare.md, compare.json, compare.csv and compare.png instead of printing."""
+    from .compare import compare_runs
+    from .compare.report import report_for, write_dir
+
+    result = compare_runs(
+        runs, stage=stage, kernels=n_kernels, top=top, include_warmup=include_warmup,
+        progress=progress,
+    )  # fmt: skip
+    if output:
+        for path in write_dir(result, output):
+            progress(f"wrote {path}")
+        return
+    report = report_for(result, fmt)
+    report.tables = {k: _readable(v, fmt) for k, v in report.tables.items()}
+    emit(report, fmt, None)
+
+
 # --- launch: infer, profile, report (declared in launch/commands.py) -------------------------
 
 for _command in LAUNCH_COMMANDS:
