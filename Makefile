@@ -8,6 +8,7 @@ TORCH_VERSION ?= 2.13.0
 GPU ?=
 MODE ?= base
 TOKENS ?= 32
+NCU ?=
 RUN ?= runs/$(MODE)-$(TOKENS)
 # The bundled real trace: DeepSeek-OCR base mode, 32 new tokens, full graph, on an H100.
 DEMO_TRACE ?= examples/dsocr_base32_h100_nsys2025.sqlite
@@ -45,9 +46,10 @@ bench: install
 
 # make profile GPU=h100 [MODE=base] [TOKENS=32] [RUN=runs/NAME]: a run folder under nsys.
 # GPU names the card for the MFU step (its peak figures); it is recorded in run.json.
+# NCU=1 adds Nsight Compute hardware FLOPs (ncu.csv, hw_flops.json) after the nsys run.
 profile: install
 	@if [ -z "$(GPU)" ]; then echo "Error: name the GPU for the MFU step, e.g. make profile GPU=h100 MODE=$(MODE) TOKENS=$(TOKENS)" >&2; exit 2; fi
-	$(BIN)/dsocr-nsys profile --mode $(MODE) --max-new-tokens $(TOKENS) --gpu "$(GPU)" --out $(RUN)
+	$(BIN)/dsocr-nsys profile --mode $(MODE) --max-new-tokens $(TOKENS) --gpu "$(GPU)" --out $(RUN) $(if $(filter 1,$(NCU)),--ncu)
 
 # make report [RUN=runs/NAME]: static compute for the run's configuration, then MFU of its trace
 # (default: the latest profiled run, runs/latest).

@@ -19,8 +19,8 @@ import click
 from . import __version__
 from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
-from .output import Report, emit, output_options
-from .vocab import CPU, IDLE, KERNEL, PROJ, TIME_BASES, time_base
+from .output import Report, emit, output_options, shorten_names
+from .vocab import CPU, IDLE, KERNEL, PROJ, TIME_BASES, WARMUP, time_base
 
 
 @click.group(cls=DsocrGroup, context_settings=CONTEXT_SETTINGS)
@@ -56,11 +56,11 @@ _STAGE_COLUMNS = (
 )  # fmt: skip
 # The stages table's note: each time base as the vocabulary defines it.
 _STAGES_NOTE = "; ".join(
-    [f"{b.key} = {b.definition}" for b in TIME_BASES]
-    + ["GPU % = busy / whole-trace GPU busy time"]
+    [f"{b.key} = {b.definition}" for b in TIME_BASES] + ["GPU % = busy / whole-trace GPU busy time"]
 )
 _COUNTS_NOTE = "GPU launches = launch calls (nsys NumGPUOps); GPU ops = operations executed"
 _NAME_WIDTH = 70
+_STAGES_SHOWN = 50  # table/md rows of `stages` without --top (a PyTorch trace has thousands)
 
 
 def _open_trace_cli(path: Path, nsys: str | None = None) -> Any:
@@ -101,12 +101,8 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
         frame = frame.select([c for c in columns if c in frame.columns])
     for col in ("name", "short_name"):
         if col in frame.columns and frame.schema[col] == pl.Utf8:
-            frame = frame.with_columns(
-                pl.when(pl.col(col).str.len_chars() > _NAME_WIDTH)
-                .then(pl.col(col).str.slice(0, _NAME_WIDTH - 1) + "…")
-                .otherwise(pl.col(col))
-                .alias(col)
-            )
+            names = shorten_names(frame[col].fill_null("").to_list(), _NAME_WIDTH)
+            frame = frame.with_columns(pl.Series(col, names, dtype=pl.Utf8))
     if "device_ids" in frame.columns:
         frame = frame.with_columns(
             pl.col("device_ids").list.eval(pl.element().cast(pl.Utf8)).list.join(",")
@@ -131,6 +127,12 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
     help="Only these stages (NVTX range names); repeat for several.",
 )
 @click.option("--wide", is_flag=True, help="table/md: show every column (json/csv always do).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Only the N stages with the most GPU busy time (table/md default: {_STAGES_SHOWN}).",
+)
 @_NSYS_OPTION
 @output_options
 def stages(
@@ -138,6 +140,7 @@ def stages(
     include_warmup: bool,
     stage_names: tuple[str, ...],
     wide: bool,
+    top: int | None,
     nsys: str | None,
     fmt: str,
     output: str | None,
@@ -153,6 +156,17 @@ def stages(
         notes.append(_graph_note(graphs.launches, graphs.graph_ns))
     elif fmt in ("table", "md"):
         frame = frame.drop("graph_launches")  # no whole-graph records: the column says nothing
+    keep = top if top is not None else (_STAGES_SHOWN if fmt in ("table", "md") else None)
+    if keep is not None and frame.height > keep:
+        # the N busiest, in their order of first appearance
+        busiest = frame.with_row_index("_order").sort(
+            "busy_total_ns", descending=True, nulls_last=True
+        )
+        frame = busiest.head(keep).sort("_order").drop("_order")
+        notes.append(
+            f"showing the {keep:,} of {busiest.height:,} stages with the most GPU busy time; "
+            "--top N for another count, -f json/csv for every stage"
+        )
     report = Report(
         tables={"stages": _readable(frame, fmt, None if wide else _STAGE_COLUMNS)},
         meta={"trace": str(trace), "gpu": gpus, "warmup_included": include_warmup},
@@ -186,12 +200,33 @@ def kernels(
         "name", "short_name", "instances", "total_ns", "mean_ns", "median_ns", "min_ns",
         "max_ns", "share_pct",
     )  # fmt: skip
+    notes = []
+    if stage is None:
+        counted = "every kernel in the trace, warm-up included (as nsys cuda_gpu_kern_sum)"
+        if include_warmup:
+            notes.append("--include-warmup changes nothing here: the whole trace counts all")
+    elif include_warmup:
+        counted = f"kernels launched in `{stage}` ranges, warm-up included"
+    else:
+        counted = (
+            "nothing: `warmup` ranges are left out unless --include-warmup"
+            if stage == WARMUP
+            else f"kernels launched in `{stage}` ranges outside `warmup` ranges"
+        )
+        if frame.height == 0:
+            notes.append(
+                f"no kernels in `{stage}` ranges outside warm-up: ranges named `warmup` and "
+                "everything nested in them are left out; pass --include-warmup to count them"
+            )
+    if graphs.launches:
+        notes.append(_graph_note(graphs.launches, graphs.graph_ns))
     report = Report(
         tables={"kernels": _readable(frame, fmt, columns)},
-        meta={"trace": str(trace), "stage": stage or "(whole trace)", "top": top},
-        notes=[_graph_note(graphs.launches, graphs.graph_ns)] if graphs.launches else [],
+        meta={"trace": str(trace), "stage": stage or "(whole trace)", "counted": counted,
+              "top": top},
+        notes=notes,
         title="Top kernels" + (f" in stage {stage}" if stage else ""),
-    )
+    )  # fmt: skip
     emit(report, fmt, output)
 
 
@@ -290,7 +325,8 @@ def static_cmd(
     """Per-stage parameters, FLOPs and bytes (formulas, fvcore, FlopCounterMode side by side).
 
     With -o FILE.json writes the static-compute JSON (read by `dsocr-nsys mfu`) and a Markdown
-    twin FILE.md; without -o prints the tables.
+    twin FILE.md; -o with another suffix (or -f) writes the tables in that format; without -o
+    prints the tables.
     """
     from .static.compute import StaticOptions, compute_static, parse_image_size, write_static
 
@@ -306,11 +342,11 @@ def static_cmd(
         sources=not formulas_only,
     )
     result = compute_static(opts, progress=progress)
-    if output:
+    if output and fmt == "json":
         for path in write_static(result, output):
             progress(f"wrote {path}")
     else:
-        emit(result.report(), fmt, None)
+        emit(result.report(), fmt, output)
 
 
 # --- mfu: mfu --------------------------------------------------------------------------------
@@ -343,7 +379,26 @@ def static_cmd(
     is_flag=True,
     help="Go on when the static configuration does not match the trace (noted in the report).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 3 when a figure is impossible (MFU or MBU above 100 % of peak).",
+)
 @_INCLUDE_WARMUP
+@click.option(
+    "--hw",
+    "hw_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="hw_flops.json (dsocr-nsys hwflops -o): add hardware FLOPs, HFU and useful share.",
+)
+@click.option(
+    "--ceiling",
+    "ceiling_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="run.json with a calibration (or a calibrate JSON): MFU/MBU against the measured ceiling.",
+)
 @output_options(
     directory=True, help="Write mfu.md, mfu.json, mfu.csv and PNG plots into this directory."
 )
@@ -354,13 +409,17 @@ def mfu_cmd(
     peak_tflops: float | None,
     peak_gbps: float | None,
     allow_mismatch: bool,
+    strict: bool,
     include_warmup: bool,
+    hw_path: str | None,
+    ceiling_path: str | None,
     fmt: str,
     output: str | None,
 ) -> None:
     """Per-stage MFU and MBU: the trace's stage times joined with static FLOPs and bytes.
 
     With -o DIR, writes DIR/mfu.md, mfu.json, mfu.csv and PNG plots instead of printing."""
+    from .mfu.checks import ImpossibleFiguresError, impossible_warnings
     from .mfu.report import analyse, report_for, write_dir
     from .output import render
 
@@ -374,12 +433,113 @@ def mfu_cmd(
         include_warmup=include_warmup,
         progress=progress,
     )
+    if hw_path or ceiling_path:
+        from .hw.join import apply
+
+        apply(result, hw_path, ceiling_path)
+    impossible = impossible_warnings(result.stages)
+    for line in (*result.peak.warnings, *impossible):
+        click.echo(f"warning: {line}", err=True)
     if output:
         progress(f"writing {output}/")
         for path in write_dir(result, output):
             progress(f"wrote {path}")
     else:
         click.echo(render(report_for(result, fmt), fmt), nl=False)
+    if strict and impossible:
+        raise ImpossibleFiguresError(
+            f"--strict: {len(impossible)} row(s) above 100 % of peak (marked `impossible`)"
+        )
+
+
+# --- hardware: hwflops, calibrate -----------------------------------------------------------
+
+
+@cli.command("hwflops")
+@click.argument("ncu_csv", type=click.Path(dir_okay=False))
+@output_options
+def hwflops_cmd(ncu_csv: str, fmt: str, output: str | None) -> None:
+    """Hardware FLOPs per stage from an Nsight Compute raw CSV (`ncu --csv --page raw --nvtx`):
+    tensor-core FLOPs per precision, FP32 FLOPs, ncu kernel time.
+
+    With -o FILE writes the hw_flops.json document (read by `mfu --hw`); -f json prints it."""
+    import json
+
+    from .hw.ncu import hw_flops, read_ncu_csv
+    from .output import write_atomic
+
+    result = hw_flops(read_ncu_csv(ncu_csv))
+    if output or fmt == "json":
+        text = json.dumps(result.document(), indent=2) + "\n"
+        if output:
+            write_atomic(output, text)
+            progress(f"wrote {output}")
+            return
+        click.echo(text, nl=False)
+        return
+    from .hw.report import hwflops_report
+
+    emit(hwflops_report(result), fmt, None)
+
+
+@cli.command("calibrate")
+@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=10))
+@output_options
+def calibrate_cmd(repeats: int, fmt: str, output: str | None) -> None:
+    """Measure this GPU's ceilings: dense BF16 GEMM TFLOP/s and device-copy GB/s (a few s)."""
+    from .hw.calibrate import calibrate
+    from .hw.report import calibration_report
+
+    emit(calibration_report(calibrate(repeats=repeats)), fmt, output)
+
+
+# --- compare: compare -----------------------------------------------------------------------
+
+
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--stage",
+    default=None,
+    metavar="NAME",
+    help="Kernels of this range name (`all`: the whole trace). Default: decode, else all.",
+)
+@click.option("--kernels", "n_kernels", default=15, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--top", default=15, show_default=True, type=click.IntRange(min=1),
+    help="Range names shown when the exports hold no dsocr stages (largest change first).",
+)  # fmt: skip
+@_INCLUDE_WARMUP
+@output_options(
+    directory=True, help="Write compare.md, compare.json, compare.csv and compare.png here."
+)
+def compare_cmd(
+    runs: tuple[Path, ...],
+    stage: str | None,
+    n_kernels: int,
+    top: int,
+    include_warmup: bool,
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Compare runs with the first (the baseline): per stage, noise, MFU, kernels.
+
+    Each RUN is a run folder, an mfu.json or an nsys SQLite export. With -o DIR, writes
+    DIR/compare.md, compare.json, compare.csv and compare.png instead of printing."""
+    from .compare import compare_runs
+    from .compare.report import report_for, write_dir
+
+    result = compare_runs(
+        runs, stage=stage, kernels=n_kernels, top=top, include_warmup=include_warmup,
+        progress=progress,
+    )  # fmt: skip
+    if output:
+        for path in write_dir(result, output):
+            progress(f"wrote {path}")
+        return
+    report = report_for(result, fmt)
+    report.tables = {k: _readable(v, fmt) for k, v in report.tables.items()}
+    emit(report, fmt, None)
 
 
 # --- launch: infer, profile, report (declared in launch/commands.py) -------------------------

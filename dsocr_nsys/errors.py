@@ -43,3 +43,11 @@ class ToolNotFoundError(DsocrError):
 
 class ModelError(DsocrError):
     """Model construction, weights or inference problems (bad mode, missing tensors, OOM)."""
+
+
+class OutputFileError(DsocrError):
+    """An output path (``-o``) that cannot be written: its folder is read-only or a file."""
+
+
+class NoGpuError(DsocrError):
+    """A step that measures the GPU (calibrate) found no CUDA device."""

@@ -344,4 +344,7 @@ def test_mfu_above_peak_is_flagged(tmp_path: Path) -> None:
     # 10^15 FLOPs in sam's 120 µs of kernels is ~8,300 TFLOP/s: not this run's figure
     result = analyse(H100, static_file(tmp_path, {"sam": {"flops": 10**15}}), env={})
     assert _row(result, "sam")["mfu_busy_pct"] > 100
-    assert any(n.startswith("MFU above 100 % of peak") and "sam" in n for n in result.notes)
+    notes = result.notes
+    assert any(n.startswith("sam: mfu_busy_pct") and "above 100 % of peak" in n for n in notes)
+    flags = dict(zip(result.stages["stage"], result.stages["impossible"], strict=True))
+    assert flags["sam"] and not flags["clip"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import DsocrError, InputFileError
+from ..hw import launch as hw_launch
 from . import runinfo
 from .nsys import NsysStepError, export_argv, find_nsys, nsys_version, profile_argv, run_step
 from .options import LaunchOptions
@@ -35,6 +36,10 @@ class ProfileRequest:
     extra_nsys_args: tuple[str, ...] = ()
     use_nsys: bool = True
     static: bool = True
+    ncu: bool = False
+    ncu_path: str | None = None
+    ncu_new_tokens: int = 2
+    calibrate: bool = True
 
 
 def infer_argv(options: LaunchOptions, result_json: Path) -> list[str]:
@@ -91,6 +96,10 @@ def profile_run(
     environ = os.environ if environ is None else environ
     say = progress or (lambda _msg: None)
     options.validate()
+    if request.gpu is not None:  # a name mfu cannot use would fail only after the GPU run
+        from ..mfu.peaks import validate_gpu_name
+
+        validate_gpu_name(request.gpu)
     nsys = find_nsys(request.nsys, environ) if request.use_nsys else None
     run_dir = request.out
     if run_dir.exists() and not run_dir.is_dir():
@@ -142,6 +151,14 @@ def profile_run(
 
     if request.static:
         commands["static"] = _write_static(options, inner, run_dir, env, say)
+    # Hardware steps (dsocr_nsys.hw.launch), after the traced run: best effort, one line each.
+    hw: dict[str, Any] = {}
+    if request.ncu:
+        hw["ncu"] = hw_launch.ncu_step(
+            options, run_dir, infer_argv, env, say, request.ncu_path, request.ncu_new_tokens
+        )
+    if request.calibrate:
+        hw["calibration"] = hw_launch.calibrate_step(options, run_dir, env, say)
 
     files = {
         name: fname
@@ -155,6 +172,10 @@ def profile_run(
             ("static", runinfo.STATIC_JSON),
             ("static_md", "static_compute.md"),
             ("static_log", runinfo.STATIC_LOG),
+            ("ncu_csv", hw_launch.NCU_CSV),
+            ("ncu_log", hw_launch.NCU_LOG),
+            ("hw_flops", hw_launch.HW_JSON),
+            ("calibrate_log", hw_launch.CALIBRATE_LOG),
         )
         if (run_dir / fname).is_file()
     }
@@ -169,6 +190,7 @@ def profile_run(
         started=started,
         finished=runinfo.utc_now(),
     )
+    record.update(hw)
     runinfo.write_json_atomic(run_dir / runinfo.RUN_JSON, record)
     runinfo.point_latest(run_dir)
     say(f"wrote {run_dir / runinfo.RUN_JSON}")
@@ -270,6 +292,29 @@ def profile_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Also write static_compute.json for this configuration (dsocr-nsys static).",
         ),
         click.option(
+            "--ncu",
+            "with_ncu",
+            is_flag=True,
+            default=False,
+            help="After the nsys run, run Nsight Compute on a short request of the same "
+            "configuration: ncu.csv and hw_flops.json (tensor-core FLOPs per stage).",
+        ),
+        click.option(
+            "--ncu-new-tokens",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="New tokens of the --ncu request (no warm-up, one repeat).",
+        ),
+        click.option("--ncu-path", default=None, help="Path to ncu (default: $NCU, else PATH)."),
+        click.option(
+            "--calibrate/--no-calibrate",
+            "with_calibrate",
+            default=True,
+            show_default=True,
+            help="Measure the GPU's BF16 GEMM and copy ceilings after the run (run.json).",
+        ),
+        click.option(
             "--no-nsys",
             is_flag=True,
             default=False,
@@ -291,4 +336,8 @@ def request_from_kwargs(kwargs: dict[str, Any], options: LaunchOptions) -> Profi
         extra_nsys_args=extra_args(kwargs.pop("extra_nsys_args")),
         use_nsys=not kwargs.pop("no_nsys"),
         static=kwargs.pop("with_static"),
+        ncu=kwargs.pop("with_ncu"),
+        ncu_path=kwargs.pop("ncu_path"),
+        ncu_new_tokens=kwargs.pop("ncu_new_tokens"),
+        calibrate=kwargs.pop("with_calibrate"),
     )

@@ -56,6 +56,7 @@ from ..vocab import (
     VISION,
     VISION_PARTS,
 )
+from .checks import check_int64, impossible_findings, mark_impossible
 from .notes import Finding, note
 from .peaks import PeakChoice
 
@@ -615,11 +616,9 @@ def compute_mfu(
     rows.append(total_row)
     findings.append(total_finding)
 
-    busy_mfu = TIME_BASE_BY_KEY[BUSY].mfu_pct
-    over = [r["stage"] for r in rows if (r[busy_mfu] or 0) > 100]
-    if over:
-        findings.append(Finding("mfu_over_peak", {"stages": over}))
-    stages = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
+    check_int64(rows)
+    stages = mark_impossible(pl.DataFrame(rows, schema=_SCHEMA, orient="row"))
+    findings.extend(impossible_findings(stages))
     decode = decode_table(totals.get(DECODE), peak)
     return MfuResult(stages=stages, decode=decode, peak=peak, findings=findings)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from ..launch.runinfo import nsys_rep_for
-from ..output import Report, render, write_atomic
+from ..output import Report, render, write_dir_atomic
 from ..static.format import load_static
 from ..vocab import BUSY, PROJ, RATE_BASES, TIME_BASE_BY_KEY
 from .compute import MfuResult, compute_mfu
@@ -45,7 +45,7 @@ ROOFLINE_COLUMNS = [
     "attainable_busy_pct",
 ]
 TIMELINE_COLUMNS = ["stage", "first_start_ns", "first_gpu_start_ns"]
-PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_roofline.png")
+PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_mbu.png", "mfu_roofline.png")
 
 
 def analyse(
@@ -132,11 +132,16 @@ def _subset(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 def display_report(result: MfuResult) -> Report:
     """The human view (``table``/``md``): MFU first, then times, roofline, decode, timeline."""
+    # rows with a figure above 100 % of peak carry the `impossible` flag in the rate tables
+    flag = ["impossible"] if result.stages["impossible"].any() else []
     tables = {
-        "mfu": _subset(result.stages, MFU_COLUMNS),
+        "mfu": _subset(result.stages, MFU_COLUMNS + flag),
         "time": _subset(result.stages, TIME_COLUMNS),
-        "roofline": _subset(result.stages, ROOFLINE_COLUMNS),
+        "roofline": _subset(result.stages, ROOFLINE_COLUMNS + flag),
     }
+    from ..hw.join import display_tables  # here: hw.join imports mfu.notes
+
+    tables.update(display_tables(result.stages))  # hardware FLOPs / measured ceiling, if joined
     if result.decode.height:
         tables["decode"] = result.decode
     tables["timeline"] = _subset(
@@ -175,7 +180,11 @@ def _meta_for_humans(result: MfuResult) -> dict[str, object]:
             f"{peak.peak_gbps:g} GB/s ({peak.gbps_source})" if peak.peak_gbps else "no GB/s"
         )
     if "nsys_rep" in m:
-        m["open_in_nsight_systems"] = m.pop("nsys_rep")
+        rep = Path(str(m.pop("nsys_rep")))
+        if rep.exists():
+            m["open_in_nsight_systems"] = str(rep)
+        else:
+            m["nsys_rep"] = f"not beside the export ({rep.name}: the report `nsys export` read)"
     return {k: v for k, v in m.items() if v is not None}
 
 
@@ -186,10 +195,16 @@ def markdown(result: MfuResult, plots: list[Path] | None = None) -> str:
     lines = [text.rstrip(), ""]
     rep = result.meta.get("nsys_rep")
     if rep:
+        where = (
+            f"Open `{rep}` in the Nsight Systems GUI."
+            if Path(str(rep)).exists()
+            else f"Open the `.nsys-rep` this export was made from (`{Path(str(rep)).name}` is not "
+            "beside the export; a `dsocr-nsys profile` run folder holds `trace.nsys-rep`)."
+        )
         lines += [
             "## Find it in Nsight Systems",
             "",
-            f"Open `{rep}` in the Nsight Systems GUI. The timeline table gives, per stage,",
+            f"{where} The timeline table gives, per stage,",
             "the start of its first counted instance: the CPU-side NVTX range start and the",
             "start of its first GPU operation, on the export's clock (ns from the start of the",
             "capture session, the timeline's origin), shown in ms.",
@@ -203,18 +218,17 @@ def markdown(result: MfuResult, plots: list[Path] | None = None) -> str:
 
 
 def write_dir(result: MfuResult, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
-    """Write ``mfu.md``, ``mfu.json``, ``mfu.csv`` and the PNG plots into ``out_dir``
-    (atomically, file by file). Returns the paths written."""
-    out = Path(out_dir)
-    written: list[Path] = []
-    pngs: list[Path] = []
+    """Write ``mfu.md``, ``mfu.json``, ``mfu.csv`` and the PNG plots as the folder
+    ``out_dir``, the whole set at once (:func:`~dsocr_nsys.output.write_dir_atomic`).
+    Returns the paths written."""
+    files: dict[str, str | bytes] = {}
     if plots:
-        from .plot import write_plots  # matplotlib only when plots are asked for
+        from .plot import render_plots  # matplotlib only when plots are asked for
 
-        pngs = write_plots(result, out)
-    written += pngs
+        files.update(render_plots(result))
+    pngs = [Path(name) for name in files]
     data = data_report(result)
-    written.append(write_atomic(out / "mfu.json", render(data, "json")))
-    written.append(write_atomic(out / "mfu.csv", render(data, "csv")))
-    written.append(write_atomic(out / "mfu.md", markdown(result, pngs)))
-    return written
+    files["mfu.json"] = render(data, "json")
+    files["mfu.csv"] = render(data, "csv")
+    files["mfu.md"] = markdown(result, pngs)
+    return write_dir_atomic(out_dir, files)

@@ -553,8 +553,9 @@ def document_tables(doc: dict[str, Any]) -> dict[str, pl.DataFrame]:
             {
                 "stage": name,
                 "params_M": round(entry["params"] / 1e6, 2),
-                "total_flops": entry["flops"],
-                "total_bytes": entry["bytes"],
+                # one range instance (decode: one step); mfu's total_flops sums the instances
+                "per_instance_flops": entry["flops"],
+                "per_instance_bytes": entry["bytes"],
                 "weight_bytes": entry["weight_bytes"],
                 "activation_bytes": entry["activation_bytes"],
                 "kv_bytes": entry["kv_read_bytes"] + entry["kv_write_bytes"],
