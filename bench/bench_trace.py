@@ -128,7 +128,7 @@ SELECT (SELECT count(*) + sum("end" - start) + sum(call_end - call_start) + sum(
 READ_METHODS = ("attach", "sqlite_scan", "attach_copy", "sqlite3_polars", "floor")
 # `nsys stats` on the same export (needs --nsys): the reports the issue's anchor timed.
 NSYS_METHODS = {"nsys_proj_sum": "nvtx_gpu_proj_sum", "nsys_kern_sum": "nvtx_kern_sum"}
-ALL_METHODS = ("engine_lib", "engine_cli", *READ_METHODS, *NSYS_METHODS)
+ALL_METHODS = ("engine_lib", "engine_cli", "baseline_cli", *READ_METHODS, *NSYS_METHODS)
 
 
 # ---------------------------------------------------------------- input trace
@@ -280,7 +280,9 @@ def child(method: str, trace: Path) -> dict[str, float]:
 # ---------------------------------------------------------------- parent: repeat and measure
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+def run_measured(
+    cmd: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> tuple[float, float, float, str]:
     """Run cmd as a child; return (wall s, CPU s (user+sys), peak RSS MB of that child, stdout)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -288,7 +290,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, flo
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
         text=True,
     )
     out = proc.stdout.read() if proc.stdout else ""
@@ -302,27 +304,39 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, flo
 
 
 def bench_method(
-    method: str, trace: Path, runs: int, env: dict[str, str], nsys: str | None = None
+    method: str,
+    trace: Path,
+    runs: int,
+    env: dict[str, str],
+    nsys: str | None = None,
+    baseline_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Median seconds and peak RSS over `runs` fresh child processes for one method.
 
     ``cpu_s`` is the child's whole-process CPU time (user+sys, imports included): steadier than
-    wall time on a shared machine. ``nsys_*`` methods run ``nsys stats`` on a copy of the
-    export (nsys may add tables to the file it reads), timed end to end like ``engine_cli``.
+    wall time on a shared machine. ``baseline_cli`` is ``engine_cli`` run in another checkout
+    (``--baseline DIR``). ``nsys_*`` methods run ``nsys stats`` on a copy of the export (nsys
+    may add tables to the file it reads), timed end to end like ``engine_cli``.
     """
     secs: list[float] = []
     cpus: list[float] = []
     rss: list[float] = []
     for _ in range(runs):
-        if method == "engine_cli":
+        if method in ("engine_cli", "baseline_cli"):
             cmd = [
                 sys.executable,
                 "-c",
                 "from dsocr_nsys.cli import main; main()",
                 "stages",
-                str(trace),
+                str(trace.resolve()),
             ]
-            wall, cpu, peak, _ = run_measured(cmd, env)
+            if method == "baseline_cli" and baseline_env:
+                # run in the baseline checkout: `python -c` imports from its working directory
+                wall, cpu, peak, _ = run_measured(
+                    cmd, baseline_env, Path(baseline_env["PYTHONPATH"])
+                )
+            else:
+                wall, cpu, peak, _ = run_measured(cmd, env)
             secs.append(wall)
         elif method in NSYS_METHODS:
             if not nsys:
@@ -349,6 +363,19 @@ def bench_method(
     }
 
 
+def _merge(single_runs: list[dict[str, float]]) -> dict[str, float]:
+    """bench_method's summary over several one-run results of the same method."""
+    secs = [r["median_s"] for r in single_runs]
+    return {
+        "median_s": statistics.median(secs),
+        "min_s": min(secs),
+        "max_s": max(secs),
+        "cpu_s": statistics.median(r["cpu_s"] for r in single_runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in single_runs),
+        "runs": len(single_runs),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="real export to repeat")
@@ -364,6 +391,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     ap.add_argument("--nsys", help="path of the nsys binary, for the nsys_* methods")
+    ap.add_argument(
+        "--baseline", type=Path, help="checkout whose dsocr_nsys the baseline_cli method runs"
+    )
+    ap.add_argument(
+        "--interleave",
+        action="store_true",
+        help="one run of each method per round, --runs rounds (side by side on a shared machine)",
+    )
     ap.add_argument("--child", nargs=2, metavar=("METHOD", "TRACE"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
@@ -382,19 +417,35 @@ def main(argv: list[str] | None = None) -> None:
         f"{shape['memset']:,} memset, {shape['nvtx_ranges']:,} NVTX ranges)",
         file=sys.stderr,
     )
-    results: dict[str, dict[str, float]] = {}
-    for method in a.methods:
-        if method == "sqlite3_polars":
-            try:
-                import pyarrow  # noqa: F401  (DuckDB needs it to scan a polars frame)
-            except ImportError:
-                print("skip sqlite3_polars: pyarrow not installed", file=sys.stderr)
-                continue
-        print(f"running {method} x{a.runs} ...", file=sys.stderr, flush=True)
+    baseline_env = None
+    if a.baseline:
+        baseline_env = dict(os.environ)
+        baseline_env["PYTHONPATH"] = str(a.baseline.resolve())
+    elif "baseline_cli" in a.methods:
+        raise SystemExit("baseline_cli needs --baseline DIR")
+    methods = list(a.methods)
+    if "sqlite3_polars" in methods:
         try:
-            results[method] = bench_method(method, trace, a.runs, env, a.nsys)
+            import pyarrow  # noqa: F401  (DuckDB needs it to scan a polars frame)
+        except ImportError:
+            print("skip sqlite3_polars: pyarrow not installed", file=sys.stderr)
+            methods.remove("sqlite3_polars")
+    # Interleaved: round r runs every method once, so load changes hit all methods alike.
+    rounds = (
+        [(m, 1) for _ in range(a.runs) for m in methods]
+        if a.interleave
+        else [(m, a.runs) for m in methods]
+    )
+    runs_of: dict[str, list[dict[str, float]]] = {}
+    for method, runs in rounds:
+        print(f"running {method} x{runs} ...", file=sys.stderr, flush=True)
+        try:
+            runs_of.setdefault(method, []).append(
+                bench_method(method, trace, runs, env, a.nsys, baseline_env)
+            )
         except (RuntimeError, ImportError) as exc:
             print(f"skip {method}: {exc}", file=sys.stderr)
+    results = {m: r[0] if len(r) == 1 else _merge(r) for m, r in runs_of.items()}
 
     base = results.get("attach", {}).get("median_s")
     nsys_s = results.get("nsys_proj_sum", {}).get("median_s")

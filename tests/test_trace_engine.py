@@ -138,6 +138,79 @@ def test_busy_counts_overlap_once(tmp_path: Path) -> None:
     assert stages.filter(pl.col("name") == "clip")["device_ids"].to_list() == [[0, 1]]
 
 
+# Per range: the union of its ops by order statistics (sorted starts and ends), the general
+# method, over the engine's own attribution (range_ops), for comparison with the sweep.
+SORTED_UNION_SQL = """
+SELECT range_id,
+       CAST(e[-1] - s[1] - coalesce(list_sum(list_transform(
+           list_zip(list_slice(s, 2, len(s)), list_slice(e, 1, len(e) - 1)),
+           p -> greatest(0, p[1] - p[2]))), 0) AS BIGINT) AS busy_ns
+FROM (SELECT range_id, list_sort(list(start_ns)) AS s,
+             list_sort(list(greatest(end_ns, start_ns))) AS e
+      FROM range_ops GROUP BY range_id)
+"""
+# The ranges whose busy time the engine reads from the device sweep (trace_range_metrics.sql).
+SWEPT_SQL = """
+SELECT count(*) FILTER (WHERE swept), count(*) FILTER (WHERE NOT swept) FROM (
+    SELECT count(DISTINCT o.device_id) = 1 AND max(o.sweep_k) - min(o.sweep_k) + 1 = count(*)
+           AND arg_min(o.opens, o.sweep_k) AS swept
+    FROM range_launches AS h
+    JOIN op_sweep AS o ON o.correlation_id = h.correlation_id AND o.global_pid = h.global_pid
+    GROUP BY h.range_id)
+"""
+
+
+def test_swept_busy_equals_the_sorted_union() -> None:
+    """Busy time read from the device sweep (ranges alone on their GPU) equals the general
+    order-statistics union for every range of every real export; the fixtures exercise both
+    paths (one stream; several streams and GPUs, where ranges overlap other work)."""
+    swept_total = sorted_total = 0
+    for path in sorted(TRACES.glob("*.sqlite")):
+        with open_trace(path) as trace:
+            if not trace.has_table("NVTX_EVENTS"):
+                continue
+            ranges = trace.ranges(include_warmup=True).filter(pl.col("gpu_ops") > 0)
+            expected = dict(trace._con.execute(SORTED_UNION_SQL).fetchall())
+            swept, other = trace._con.execute(SWEPT_SQL).fetchone()
+        assert dict(zip(ranges["range_id"], ranges["busy_ns"], strict=True)) == expected, path
+        swept_total += swept
+        sorted_total += other
+    assert swept_total > 1000 and sorted_total > 0, (swept_total, sorted_total)
+
+
+def test_busy_with_other_work_on_the_same_gpu(tmp_path: Path) -> None:
+    """A kernel launched after clip is moved to run inside clip's GPU span on the same device
+    (as another thread's or stream's work would): clip's busy time is still the union of its
+    own kernels only (the sweep does not apply there, the sorted union does)."""
+    con = sqlite3.connect(f"file:{H100}?mode=ro", uri=True)
+    clip_start, clip_end = con.execute(
+        "SELECT start, end FROM NVTX_EVENTS WHERE text = 'clip'"
+    ).fetchone()
+    mine = con.execute(
+        "SELECT k.start, k.end FROM CUPTI_ACTIVITY_KIND_KERNEL k"
+        " JOIN CUPTI_ACTIVITY_KIND_RUNTIME r USING (correlationId)"
+        " WHERE r.start >= ? AND r.end <= ? ORDER BY k.start",
+        (clip_start, clip_end),
+    ).fetchall()
+    (other,) = con.execute(
+        "SELECT min(k.rowid) FROM CUPTI_ACTIVITY_KIND_KERNEL k"
+        " JOIN CUPTI_ACTIVITY_KIND_RUNTIME r USING (correlationId) WHERE r.start > ?",
+        (clip_end,),
+    ).fetchone()
+    con.close()
+    at = mine[0][1] - 1_000  # from 1 µs before clip's first kernel ends, for 5 µs
+    path = edited_copy(
+        tmp_path,
+        H100,
+        f"UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET start = {at}, end = {at + 5_000}"
+        f" WHERE rowid = {other}",
+    )
+    with open_trace(path) as trace:
+        clip = trace.ranges(names=["clip"]).row(0, named=True)
+    assert len(mine) >= 2 and clip["kernels"] == len(mine)
+    assert clip["busy_ns"] == union_length(mine)
+
+
 def test_deepseek_ocr_stages(dsocr: Trace) -> None:
     """The real DeepSeek-OCR run: warm-up left out, stages in pipeline order, payloads kept."""
     stages = dsocr.stages()

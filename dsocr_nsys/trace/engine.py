@@ -30,6 +30,8 @@ from .steps import (
     NVTX_TABLE,
     OP_SOURCES,
     RUNTIME_TABLE,
+    SCHEMA2_SQL,
+    SCHEMA3_TABLE,
     STEP_FOR,
     Step,
 )
@@ -171,7 +173,8 @@ class Trace:
                 "end_ns BIGINT, correlation_id BIGINT, global_pid BIGINT)"
             )
             return
-        self._run(step.sql, {name: self._param(name) for name in step.params} or None)
+        sql = step.sql if self.has_table(SCHEMA3_TABLE) else SCHEMA2_SQL.get(step.sql, step.sql)
+        self._run(sql, {name: self._param(name) for name in step.params} or None)
         if step.sql == "trace_ops":
             branches = [load_sql(sql) for table, sql in OP_SOURCES.items() if self.has_table(table)]
             if branches:
@@ -239,7 +242,7 @@ class Trace:
 
     def _trace_busy(self) -> int:
         if self._trace_busy_ns is None:
-            self._build("ops")
+            self._build("op_sweep")
             frame = self._frame(load_sql("trace_gpu_busy"))
             self._trace_busy_ns = int(frame["busy_ns"].sum()) if frame.height else 0
         return self._trace_busy_ns

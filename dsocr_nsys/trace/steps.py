@@ -26,6 +26,11 @@ OP_SOURCES: dict[str, str] = {
     GRAPH_TABLE: "trace_ops_graph",
 }
 
+#: Exports without this table (schema 2, as nsys 2022 writes) record each launch twice in the
+#: runtime table; for them a step runs its variant in SCHEMA2_SQL instead.
+SCHEMA3_TABLE = "META_DATA_EXPORT"
+SCHEMA2_SQL: dict[str, str] = {"trace_launches": "trace_launches_merged"}
+
 #: ``NVTX_EVENTS.eventType`` values bound as parameters of the NVTX SQL (named once, in vocab).
 NVTX_PARAMS: dict[str, int] = {
     "push_pop": NvtxEventType.PUSH_POP_RANGE,
@@ -67,7 +72,8 @@ STEPS: tuple[Step, ...] = (
         ("nvtx_range", "launches", "ops"),
         ("range_launches", "range_ops"),
     ),
-    Step("trace_range_metrics", (), ("range_launches", "range_ops"), ("range_metrics",)),
+    Step("trace_op_sweep", (), ("ops",), ("op_sweep",)),
+    Step("trace_range_metrics", (), ("range_launches", "op_sweep"), ("range_metrics",)),
     Step("trace_ranges", (), ("nvtx_range", "range_tree", "range_metrics"), ("range_all",)),
 )
 
