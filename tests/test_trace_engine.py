@@ -524,3 +524,12 @@ def test_results_larger_than_one_chunk_keep_their_order() -> None:
     assert keys == sorted(keys)
     order = list(zip(stages["first_start_ns"], stages["name"], strict=True))
     assert stages.height > 4 * 2048 and order == sorted(order)
+
+
+@pytest.mark.parametrize("path", [H100, TRACES / "cudagraph_decode_h200_node_nsys2025_parquet"])
+def test_no_progress_bar_on_stdout(path: Path) -> None:
+    """DuckDB's progress bar (drawn on stdout for queries over 2 s, as on large exports) is
+    off, so a command's stdout holds only its report."""
+    with open_trace(path) as trace:
+        (on,) = trace._con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    assert on is False

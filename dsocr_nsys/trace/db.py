@@ -130,7 +130,11 @@ def _memory_connection(threads: int | None) -> duckdb.DuckDBPyConnection:
     }
     if threads:
         config["threads"] = threads
-    return duckdb.connect(":memory:", config=config)
+    con = duckdb.connect(":memory:", config=config)
+    # DuckDB draws a progress bar on stdout for queries over 2 s (large exports), where only
+    # the report belongs; a session setting (it cannot be set in the config).
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def connect_parquet(folder: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
