@@ -12,6 +12,7 @@ and this repository on PYTHONPATH.
    (s) and the peak resident memory of the child (MB, from ``os.wait4``'s ru_maxrss):
    - ``engine_lib``: ``open_trace(path).stages()`` in-process (timed after imports, polars too);
    - ``engine_cli``: ``dsocr-nsys stages TRACE`` as a subprocess, end to end (process wall time);
+   - ``baseline_cli``: the same, run in another checkout (``--baseline DIR``), for A/B figures;
    - ``attach`` / ``sqlite_scan`` / ``attach_copy`` / ``sqlite3_polars``: the same reference
      query work (REFERENCE_WORK below) over four ways of reading the export;
    - ``floor``: the least any stage table can cost, a bare DuckDB query (FLOOR_SQL below) that
@@ -19,6 +20,8 @@ and this repository on PYTHONPATH.
      kernels/memcpy/memset) once, with one correlation join, timed from the connection to the
      result (DuckDB imported first). ``--trace`` may be a Parquet folder (``nsys export --type
      parquetdir``, or bench/parquet_trace.py): ``floor`` and the engine methods then read it.
+   With ``--interleave`` each round runs every method once (``--runs`` rounds), so a shared
+   machine's changing load falls on all methods alike.
 3. Prints a short table last.
 """
 
