@@ -123,7 +123,13 @@ def profile_run(
         for stale in (rep, sqlite):
             stale.unlink(missing_ok=True)
         log = run_dir / runinfo.PROFILE_LOG
-        argv = profile_argv(nsys, run_dir / runinfo.REPORT_BASE, app, request.extra_nsys_args)
+        argv = profile_argv(
+            nsys,
+            run_dir / runinfo.REPORT_BASE,
+            app,
+            request.extra_nsys_args,
+            graphs=options.decode == "cuda-graph",
+        )
         commands["profile"] = argv
         say(f"nsys profile → {rep} (log: {log})")
         status = run_step(argv, log, child_say, env)

@@ -180,6 +180,7 @@ def build_run_record(
         "warmup": options.get("warmup"),
         "repeats": options.get("repeats"),
         "nvtx": options.get("nvtx"),
+        **run_variant(options, result),
         "options": dict(options),
         "plan": plan,
         "model_config": result.get("model_config"),
@@ -207,6 +208,25 @@ def build_run_record(
         "files": {k: v for k, v in files.items()},
         "host": {"platform": environment.get("platform"), "executable": sys.executable},
     }
+
+
+VARIANT_FIELDS = ("decode", "moe", "compile", "batch", "decode_attention")
+
+
+def run_variant(options: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """The variant fields of ``run.json`` (:data:`VARIANT_FIELDS`, plus ``compile_mode`` and
+    ``moe_kernel``): as the model resolved them (``result["variant"]``), else from the options
+    (a run of a command of the user's own has neither: all None)."""
+    from ..settings import InferenceSettings, variant
+
+    resolved = dict(result.get("variant") or {})
+    if not resolved and "decode" in options:
+        known = {f: options[f] for f in ("decode", "moe", "compile", "batch") if f in options}
+        resolved = variant(InferenceSettings(**known))
+    out = {f: resolved.get(f) for f in VARIANT_FIELDS}
+    out["compile_mode"] = resolved.get("compile_mode")
+    out["moe_kernel"] = resolved.get("moe_kernel")
+    return out
 
 
 def wall_timings(result: Mapping[str, Any]) -> dict[str, list[int]]:
