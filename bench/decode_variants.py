@@ -79,8 +79,15 @@ def _median(rows: list[dict[str, float]], key: str) -> float:
 
 
 def run_variant(
-    model: Any, settings: InferenceSettings, plan: Any, image: Any, text_ids: list[int],
-    device: torch.device, dtype: torch.dtype, warmup: int, repeats: int,
+    model: Any,
+    settings: InferenceSettings,
+    plan: Any,
+    image: Any,
+    text_ids: list[int],
+    device: torch.device,
+    dtype: torch.dtype,
+    warmup: int,
+    repeats: int,
 ) -> dict[str, Any]:
     """Time one (variant, batch) on the built model; returns its row."""
     set_moe_impl(model, resolved_moe(settings))
@@ -90,8 +97,9 @@ def run_variant(
     quiet = Ranges(False)
     steps = settings.max_new_tokens - 1
     for _ in range(warmup):
-        generate(model, plan, glob, crops, text_ids, settings.max_new_tokens, quiet,
-                 decoder=decoder)
+        generate(
+            model, plan, glob, crops, text_ids, settings.max_new_tokens, quiet, decoder=decoder
+        )
     timed = []
     tokens = None
     for _ in range(repeats):
@@ -99,18 +107,29 @@ def run_variant(
         if clock.cuda:
             torch.cuda.synchronize()
         clock.mark("start")
-        out, _ = generate(model, plan, glob, crops, text_ids, settings.max_new_tokens, quiet,
-                          decoder=decoder, mark=clock.mark)
+        out, _ = generate(
+            model,
+            plan,
+            glob,
+            crops,
+            text_ids,
+            settings.max_new_tokens,
+            quiet,
+            decoder=decoder,
+            mark=clock.mark,
+        )
         prefill_ms, decode_ms = clock.ms("start", "prefill"), clock.ms("prefill", "decode")
         request_s = (prefill_ms + decode_ms) / 1e3
-        timed.append({
-            "prefill_ms": prefill_ms,
-            "decode_ms": decode_ms,
-            "step_ms": decode_ms / steps if steps else 0.0,
-            "request_ms": request_s * 1e3,
-            "decode_tokens_per_s": settings.batch * steps / (decode_ms / 1e3) if steps else 0.0,
-            "pages_per_s": settings.batch / request_s,
-        })
+        timed.append(
+            {
+                "prefill_ms": prefill_ms,
+                "decode_ms": decode_ms,
+                "step_ms": decode_ms / steps if steps else 0.0,
+                "request_ms": request_s * 1e3,
+                "decode_tokens_per_s": settings.batch * steps / (decode_ms / 1e3) if steps else 0.0,
+                "pages_per_s": settings.batch / request_s,
+            }
+        )
         tokens = out.reshape(settings.batch, -1)[0].tolist()
     row: dict[str, Any] = {**variant(settings), "prepare_s": round(prepare_s, 3)}
     if row["moe"] == "device":
@@ -125,8 +144,9 @@ def run_variant(
     return row
 
 
-def moe_kernel_rows(model: Any, batches: list[int], device: torch.device, dtype: torch.dtype,
-                    iters: int = 50) -> list[dict[str, Any]]:
+def moe_kernel_rows(
+    model: Any, batches: list[int], device: torch.device, dtype: torch.dtype, iters: int = 50
+) -> list[dict[str, Any]]:
     """One MoE layer's forward per routed-expert kernel and batch (CUDA events, median of
     ``iters``), the layer's own routing on random hidden states."""
     moe = next(m for m in model.modules() if isinstance(m, MoE))
@@ -146,9 +166,15 @@ def moe_kernel_rows(model: Any, batches: list[int], device: torch.device, dtype:
                         moe(x)
                         clock.mark("b")
                         times.append(clock.ms("a", "b"))
-                rows.append({"batch": batch, "impl": impl, "kernel": kernel,
-                             "layer_ms": round(statistics.median(times), 4)})
-            except Exception as exc:  # noqa: BLE001 (a kernel missing here is a result)
+                rows.append(
+                    {
+                        "batch": batch,
+                        "impl": impl,
+                        "kernel": kernel,
+                        "layer_ms": round(statistics.median(times), 4),
+                    }
+                )
+            except Exception as exc:  # a kernel missing here is a result
                 rows.append({"batch": batch, "impl": impl, "kernel": kernel, "error": str(exc)})
             print(f"moe-kernels: {rows[-1]}", file=sys.stderr)
     moe.impl, moe.kernel = "loop", None
@@ -181,10 +207,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     model = build_model(cfg, device, dtype, args.seed)
     result: dict[str, Any] = {
-        "preset": args.preset, "mode": args.mode, "max_new_tokens": args.max_new_tokens,
-        "prefill_tokens": plan.prefill_tokens, "views": plan.num_views, "dtype": args.dtype,
+        "preset": args.preset,
+        "mode": args.mode,
+        "max_new_tokens": args.max_new_tokens,
+        "prefill_tokens": plan.prefill_tokens,
+        "views": plan.num_views,
+        "dtype": args.dtype,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "argv": sys.argv, "build_s": 0.0, "rows": [],
+        "torch": torch.__version__,
+        "argv": sys.argv,
+        "build_s": 0.0,
+        "rows": [],
     }
     result["build_s"] = round(time.perf_counter() - t0, 2)
 
@@ -192,18 +225,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.json is not None:
             args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
-    base = InferenceSettings(preset=args.preset, mode=args.mode, crops=args.crops,
-                             max_new_tokens=args.max_new_tokens, device=args.device,
-                             dtype=args.dtype)
+    base = InferenceSettings(
+        preset=args.preset,
+        mode=args.mode,
+        crops=args.crops,
+        max_new_tokens=args.max_new_tokens,
+        device=args.device,
+        dtype=args.dtype,
+    )
     reference: dict[int, list[int]] = {}
     for batch in [int(b) for b in args.batches.split(",")]:
         for name in args.variants.split(","):
             settings = replace(base, batch=batch, **VARIANTS[name])
             print(f"== {args.mode} {name} batch {batch}", file=sys.stderr, flush=True)
             try:
-                row = run_variant(model, settings, plan, image, text_ids, device, dtype,
-                                  args.warmup, args.repeats)
-            except Exception as exc:  # noqa: BLE001 (one failing variant must not end the run)
+                row = run_variant(
+                    model, settings, plan, image, text_ids, device, dtype, args.warmup, args.repeats
+                )
+            except Exception as exc:  # one failing variant must not end the run
                 traceback.print_exc()
                 row = {**variant(settings), "error": f"{type(exc).__name__}: {exc}"[:400]}
                 if device.type == "cuda":
@@ -212,8 +251,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if "tokens" in row:
                 reference.setdefault(batch, row["tokens"])
                 row["same_tokens"] = row["tokens"] == reference[batch]
-            print(json.dumps({k: v for k, v in row.items() if k != "tokens"}), file=sys.stderr,
-                  flush=True)
+            print(
+                json.dumps({k: v for k, v in row.items() if k != "tokens"}),
+                file=sys.stderr,
+                flush=True,
+            )
             result["rows"].append(row)
             save()
     if args.moe_kernels:
@@ -221,15 +263,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             model, [int(b) for b in args.batches.split(",")], device, dtype
         )
         save()
-    print(f"{'variant':<14} {'batch':>5} {'step ms':>8} {'tok/s':>9} {'pages/s':>8} "
-          f"{'prefill ms':>10} {'prep s':>6} same")
+    print(
+        f"{'variant':<14} {'batch':>5} {'step ms':>8} {'tok/s':>9} {'pages/s':>8} "
+        f"{'prefill ms':>10} {'prep s':>6} same"
+    )
     for r in result["rows"]:
         if "error" in r:
             print(f"{r['variant']:<14} {r['batch']:>5} error: {r['error'][:80]}")
             continue
-        print(f"{r['variant']:<14} {r['batch']:>5} {r['step_ms']:>8.3f} "
-              f"{r['decode_tokens_per_s']:>9.1f} {r['pages_per_s']:>8.2f} "
-              f"{r['prefill_ms']:>10.1f} {r['prepare_s']:>6.1f} {r.get('same_tokens')}")
+        print(
+            f"{r['variant']:<14} {r['batch']:>5} {r['step_ms']:>8.3f} "
+            f"{r['decode_tokens_per_s']:>9.1f} {r['pages_per_s']:>8.2f} "
+            f"{r['prefill_ms']:>10.1f} {r['prepare_s']:>6.1f} {r.get('same_tokens')}"
+        )
     return result
 
 
