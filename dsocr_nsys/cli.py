@@ -18,6 +18,7 @@ from .errors import DsocrError
 from .launch.options import inference_options, options_from_kwargs
 from .launch.profile import profile_options, request_from_kwargs
 from .output import Report, emit, output_options
+from .settings import DECODE_MODES, MOE_IMPLS
 
 
 class DsocrGroup(click.Group):
@@ -256,6 +257,10 @@ def info(trace: Path, fmt: str, output: str | None) -> None:
 @click.option("--context", type=int, default=None, help="Decode context for --context-mode fixed.")
 @click.option("--dtype", default="bfloat16", show_default=True, help="Bytes per weight/activation.")
 @click.option("--formulas-only", is_flag=True, help="Skip the fvcore/FlopCounterMode cross-check.")
+@click.option("--decode", type=click.Choice(DECODE_MODES), default="eager", show_default=True)
+@click.option("--moe", type=click.Choice(MOE_IMPLS), default=None, help="Default: as the launcher.")
+@click.option("--compile", "compiled", is_flag=True, help="The run compiled its decode step.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Pages.")
 @output_options
 def static_cmd(
     preset: str,
@@ -267,6 +272,10 @@ def static_cmd(
     context: int | None,
     dtype: str,
     formulas_only: bool,
+    decode: str,
+    moe: str | None,
+    compiled: bool,
+    batch: int,
     fmt: str,
     output: str | None,
 ) -> None:
@@ -287,6 +296,10 @@ def static_cmd(
         context=context,
         dtype=dtype,
         sources=not formulas_only,
+        decode=decode,
+        moe=moe,
+        compile=compiled,
+        batch=batch,
     )
     result = compute_static(opts, progress=progress)
     if output:

@@ -37,6 +37,8 @@ class InferenceSettings:
 
 DECODE_MODES = ("eager", "cuda-graph")
 MOE_IMPLS = ("loop", "device")
+#: The fields a run.json and a static file's config both carry, and ``mfu`` compares.
+VARIANT_FIELDS = ("decode", "moe", "compile", "batch", "decode_attention")
 
 
 def resolved_moe(settings: InferenceSettings) -> str:

@@ -200,6 +200,7 @@ def _write_static(
         "max_new_tokens": options.max_new_tokens,
         "plan": result.get("plan") or {},
         "options": options.as_record(),
+        **runinfo.run_variant(options.as_record(), result),
     }
     output = run_dir / runinfo.STATIC_JSON
     argv = static_argv(fields, output, (sys.executable, "-m", "dsocr_nsys.cli"))

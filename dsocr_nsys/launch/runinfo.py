@@ -210,14 +210,11 @@ def build_run_record(
     }
 
 
-VARIANT_FIELDS = ("decode", "moe", "compile", "batch", "decode_attention")
-
-
 def run_variant(options: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
     """The variant fields of ``run.json`` (:data:`VARIANT_FIELDS`, plus ``compile_mode`` and
     ``moe_kernel``): as the model resolved them (``result["variant"]``), else from the options
     (a run of a command of the user's own has neither: all None)."""
-    from ..settings import InferenceSettings, variant
+    from ..settings import VARIANT_FIELDS, InferenceSettings, variant
 
     resolved = dict(result.get("variant") or {})
     if not resolved and "decode" in options:

@@ -50,6 +50,12 @@ class StaticOptions:
     context: int | None = None
     dtype: str = "bfloat16"
     sources: bool = True  # run fvcore and FlopCounterMode (formulas always run)
+    # The launcher's variant (dsocr_nsys.settings.variant): decode attention and batch change
+    # the figures, decode/moe/compile are recorded so that mfu can match the trace's run.json.
+    decode: str = "eager"
+    moe: str | None = None
+    compile: bool = False
+    batch: int = 1
 
 
 @dataclass
@@ -112,6 +118,8 @@ def _validate(opts: StaticOptions) -> None:
         raise ModelError(f"--max-new-tokens must be at least 1, got {opts.max_new_tokens}")
     if opts.context is not None and opts.context < 1:
         raise ModelError(f"--context must be a positive number of tokens, got {opts.context}")
+    if opts.batch < 1:
+        raise ModelError(f"--batch must be at least 1, got {opts.batch}")
     if opts.dtype not in DTYPE_BYTES:
         raise ModelError(f"unknown dtype {opts.dtype!r}; choose one of: {', '.join(DTYPE_BYTES)}")
     if opts.image_size is not None and min(opts.image_size) < 1:
@@ -349,25 +357,36 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             f"model window {window}; lower --max-new-tokens"
         )
     dbytes = DTYPE_BYTES[opts.dtype]
+    from ..settings import InferenceSettings, variant
+
+    var = variant(
+        InferenceSettings(decode=opts.decode, moe=opts.moe, compile=opts.compile, batch=opts.batch)
+    )
+    # padded_cache: every decode step attends the whole cache (prefill + new tokens, masked);
+    # context: the step's own context. n: sequences per step (pages per request).
+    padded = var["decode_attention"] == "padded_cache"
+    cache_len = plan.prefill_tokens + opts.max_new_tokens
+    attn_ctx = cache_len if padded else ctx
+    n = opts.batch
     if progress:
         progress(
             f"static: {opts.preset} preset, {opts.mode}, {plan.num_views} view(s), "
             f"{plan.prefill_tokens} prefill tokens, decode context {ctx}"
         )
 
-    terms = _formula_terms(cfg, plan, ctx)
+    terms = _formula_terms(cfg, plan, attn_ctx)
     model = build_model(cfg, device="meta", dtype=resolve_dtype(opts.dtype))
     counts = parameter_counts(model)
 
     fv: dict[str, Any] = {}
     fc: dict[str, Any] = {}
     if opts.sources:
-        fv = _run_fvcore(model, plan, ctx, progress)
+        fv = _run_fvcore(model, plan, attn_ctx, progress)
         from fvcore.nn import parameter_count
 
         fv_params = parameter_count(model)
         fv_params_by_stage = _params_by_stage(fv_params, total_key="")
-        fc = _run_flop_counter(cfg, plan, ctx, progress)
+        fc = _run_flop_counter(cfg, plan, attn_ctx, progress)
         for name in ("vision", "prefill"):
             parts = list(VISION) + (["prefill_llm"] if name == "prefill" else [])
             fv[name] = _merge_fv([fv[p] for p in parts])
@@ -382,17 +401,19 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         "clip": (counts["clip"] - clip_unused) * calls,
         "projector": counts["projector"] * calls,
     }
-    experts_prefill = expected_experts(plan.prefill_tokens, cfg)
+    experts_prefill = expected_experts(n * plan.prefill_tokens, cfg)
     # prefill embeds the text tokens only (BOS + prompt text); image positions come from the
     # projector
     text_rows = plan.prefill_tokens - plan.image_tokens
     weights["prefill_llm"] = _llm_weight_params(cfg, text_rows, experts_prefill)
-    weights["decode"] = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
+    # one step reads each expert any of its n tokens chose once (both MoE implementations)
+    experts_decode = expected_experts(n, cfg)
+    weights["decode"] = _llm_weight_params(cfg, n, experts_decode)
     weights["vision"] = sum(weights[s] for s in VISION)
     weights["prefill"] = weights["vision"] + weights["prefill_llm"]
     kv_per_pos = 2 * cfg.llm.layers * cfg.llm.heads * cfg.llm.head_dim * dbytes
     params = _params_by_stage(counts, total_key="total")
-    decode_active = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
+    decode_active = weights["decode"]
 
     stages: dict[str, Any] = {}
     rows = []
@@ -400,10 +421,10 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
     op_rows = []
     for name in STAGES:
         t = terms[name]
-        macs = F.total_macs(t)
-        act = sum(x.out_elems for x in t)
-        kv_read = kv_per_pos * ctx if name == "decode" else 0
-        kv_write = kv_per_pos * (1 if name == "decode" else plan.prefill_tokens)
+        macs = n * F.total_macs(t)
+        act = n * sum(x.out_elems for x in t)
+        kv_read = n * kv_per_pos * attn_ctx if name == "decode" else 0
+        kv_write = n * kv_per_pos * (1 if name == "decode" else plan.prefill_tokens)
         if name in VISION or name == "vision":
             kv_write = 0
         w_bytes = weights[name] * dbytes
@@ -418,7 +439,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             "activations": act,
             "kv_read_bytes": kv_read,
             "kv_write_bytes": kv_write,
-            "operators": {k: 2 * v for k, v in F.by_category(t).items()},
+            "operators": {k: 2 * n * v for k, v in F.by_category(t).items()},
         }
         if name in VISION or name == "vision":
             entry["views"] = plan.num_views
@@ -427,49 +448,58 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             entry["contains"] = list(VISION)
             entry["nested_in"] = "prefill"
         if name == "prefill":
-            llm_macs = F.total_macs(terms["prefill_llm"])
+            llm_macs = n * F.total_macs(terms["prefill_llm"])
             entry["contains"] = ["vision"]
             entry["llm_flops"] = 2 * llm_macs
-            entry["vision_flops"] = 2 * F.total_macs(terms["vision"])
+            entry["vision_flops"] = 2 * n * F.total_macs(terms["vision"])
             entry["tokens"] = plan.prefill_tokens
             entry["lm_head_positions"] = 1
             entry["experts_touched_per_layer"] = round(experts_prefill, 3)
         if name == "decode":
-            base_macs = F.total_macs(F.decode_terms(0, cfg.llm))
-            per_ctx = F.decode_attention_macs_per_context(cfg.llm)
-            bytes_base = decode_active * dbytes + a_bytes + kv_per_pos
+            base_macs = n * F.total_macs(F.decode_terms(0, cfg.llm))
+            per_ctx = n * F.decode_attention_macs_per_context(cfg.llm)
+            bytes_base = decode_active * dbytes + a_bytes + n * kv_per_pos
+            per_ctx_bytes = n * kv_per_pos
+            if padded:  # the step's work does not depend on its real context
+                base_macs, per_ctx = base_macs + per_ctx * cache_len, 0
+                bytes_base, per_ctx_bytes = bytes_base + per_ctx_bytes * cache_len, 0
             coeff = {
                 "flops_base": 2 * base_macs,
                 "flops_per_context": 2 * per_ctx,
                 "bytes_base": bytes_base,
-                "bytes_per_context": kv_per_pos,
+                "bytes_per_context": per_ctx_bytes,
             }
             sum_ctx = steps * plan.prefill_tokens + steps * (steps + 1) // 2
             entry["per_step"] = coeff
-            entry["context_tokens"] = ctx
+            entry["context_tokens"] = attn_ctx
             entry["params_active"] = decode_active
             entry["steps"] = steps
+            entry["sequences"] = n
             entry["total_flops"] = (
                 steps * coeff["flops_base"] + coeff["flops_per_context"] * sum_ctx
             )
-            entry["total_bytes"] = steps * bytes_base + kv_per_pos * sum_ctx
+            entry["total_bytes"] = steps * coeff["bytes_base"] + per_ctx_bytes * sum_ctx
         src = {"formula": {"flops": 2 * macs, "macs": macs}}
         if opts.sources:
             fv_cat = fv[name].by_category()
-            fv_macs = sum(fv_cat.get(c, 0) for c in F.CATEGORIES)
+            # both sources trace one page: n pages do n times the work
+            fv_macs = n * sum(fv_cat.get(c, 0) for c in F.CATEGORIES)
             fc_cat = fc[name].by_category()
-            fc_flops = sum(fc_cat.get(c, 0) for c in F.CATEGORIES)
+            fc_flops = n * sum(fc_cat.get(c, 0) for c in F.CATEGORIES)
             src["fvcore"] = {
                 "flops": 2 * fv_macs,
                 "macs": fv_macs,
-                "norm_flops": 2 * fv_cat.get("norm", 0),
+                "norm_flops": 2 * n * fv_cat.get("norm", 0),
                 "params": fv_params_by_stage[name],
-                "activations": fv[name].activations,
-                "by_operator_macs": dict(fv[name].macs_by_operator),
+                "activations": n * fv[name].activations,
+                "by_operator_macs": {k: n * v for k, v in fv[name].macs_by_operator.items()},
             }
-            src["flop_counter"] = {"flops": fc_flops, "by_op_flops": dict(fc[name].flops_by_op)}
+            src["flop_counter"] = {
+                "flops": fc_flops,
+                "by_op_flops": {k: n * v for k, v in fc[name].flops_by_op.items()},
+            }
             entry["unsupported_ops"] = dict(sorted(fv[name].unsupported.items()))
-            entry["operators"]["norm"] = 2 * fv_cat.get("norm", 0)
+            entry["operators"]["norm"] = 2 * n * fv_cat.get("norm", 0)
             agree_rows.append(
                 {
                     "stage": name,
@@ -478,7 +508,7 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
                     "flop_counter_flops": fc_flops,
                     "fvcore_diff_pct": _pct(2 * fv_macs, 2 * macs),
                     "flop_counter_diff_pct": _pct(fc_flops, 2 * macs),
-                    "fvcore_activations": fv[name].activations,
+                    "fvcore_activations": n * fv[name].activations,
                     "formula_activations": act,
                 }
             )
@@ -525,12 +555,13 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         "decode_steps": steps,
         "dtype": opts.dtype,
         "decode_context_mode": opts.context_mode,
-        "decode_context_tokens": ctx,
+        "decode_context_tokens": attn_ctx,
+        **var,
         "causal_attention": "unmasked",
         "lm_head_positions_prefill": 1,
     }
     checks = _known_checks(cfg, opts.preset)
-    notes = _notes(cfg, plan, opts, calls)
+    notes = _notes(cfg, plan, opts, calls, padded)
     doc = {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -623,8 +654,19 @@ def _known_checks(cfg: Any, preset: str) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def _notes(cfg: Any, plan: Any, opts: StaticOptions, calls: int) -> list[str]:
+def _notes(cfg: Any, plan: Any, opts: StaticOptions, calls: int, padded: bool) -> list[str]:
     return [
+        f"Variant: batch {opts.batch} (every figure is for the {opts.batch} page(s) of one "
+        "request: FLOPs, activations and KV traffic times the batch, weights read once per "
+        "batched call or step, routed experts read = expected distinct experts among the "
+        "batch's tokens); decode attention "
+        + (
+            "over the whole padded cache (prefill + new tokens, masked), as the static-shape "
+            "step of --decode cuda-graph / --compile runs it: per-step figures do not depend "
+            "on the context."
+            if padded
+            else "over each step's real context."
+        ),
         "FLOPs are 2 per multiply-add; a stage's FLOPs count matmul, convolution and attention "
         "(norms and element-wise ops are listed apart and not included).",
         "Causal attention counts the unmasked (query, key) pairs: S(S+1)/2 for a prompt of S "
