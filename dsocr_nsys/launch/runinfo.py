@@ -160,7 +160,8 @@ def build_run_record(
     ``options``: the :class:`LaunchOptions` record; ``inner``: what the inner ``infer`` wrote
     (``result``: the model's InferenceResult as JSON, ``environment``: versions and GPU);
     ``gpu_arg``: the ``--gpu`` name for the MFU step; ``commands``: the argv of each step
-    (``profile``, ``export``, ``infer``); ``files``: run-folder-relative names of what exists.
+    (``profile``, ``export``, ``infer``, or ``command``: a program of the user's own, also at the
+    top level as ``command``); ``files``: run-folder-relative names of what exists.
     """
     result = dict(inner.get("result") or {})
     environment = dict(inner.get("environment") or {})
@@ -204,6 +205,7 @@ def build_run_record(
             "driver": driver,
             "nsys": nsys_version,
         },
+        "command": commands.get("command"),
         "commands": {k: v for k, v in commands.items()},
         "files": {k: v for k, v in files.items()},
         "host": {"platform": environment.get("platform"), "executable": sys.executable},
