@@ -9,8 +9,10 @@ decode, at several batch sizes; each request timed with CUDA events.
 Variants: ``eager-loop`` (today's baseline: eager, context attention, host-sync MoE as the
 reference code), ``eager-device`` (eager, device MoE), ``cuda-graph`` (static cache, step
 captured once and replayed), ``compile`` (static cache, torch.compile'd step run eagerly),
-``compile-graph`` (the compiled step captured). ``moe-kernels`` (optional, GPU) times one MoE
-layer's routed experts per kernel instead (loop, grouped_mm, gather_bmm) at each batch.
+``compile-graph`` (the compiled step captured), ``cuda-graph-gather`` / ``cuda-graph-grouped``
+(``cuda-graph`` with the device MoE's routed-expert kernel forced: the kernel comparison with
+launch overhead taken out). ``--moe-kernels`` also times one MoE layer per implementation,
+eagerly: CUDA events around eager launches, so launch-bound kernels count their gaps too.
 
 Per (variant, batch): ``--warmup`` untimed requests, then ``--repeats`` timed ones; per timed
 request CUDA events at request start, token 1 issued, last decode step, so
@@ -49,6 +51,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cuda-graph": {"decode": "cuda-graph", "moe": "device"},
     "compile": {"decode": "eager", "moe": "device", "compile": True},
     "compile-graph": {"decode": "cuda-graph", "moe": "device", "compile": True},
+    # the device MoE's other routed-expert kernel (MoE.kernel), captured the same way
+    "cuda-graph-gather": {"decode": "cuda-graph", "moe": "device", "kernel": "gather_bmm"},
+    "cuda-graph-grouped": {"decode": "cuda-graph", "moe": "device", "kernel": "grouped_mm"},
 }
 
 
@@ -88,9 +93,14 @@ def run_variant(
     dtype: torch.dtype,
     warmup: int,
     repeats: int,
+    kernel: str | None = None,
 ) -> dict[str, Any]:
-    """Time one (variant, batch) on the built model; returns its row."""
+    """Time one (variant, batch) on the built model (``kernel``: force the device MoE's
+    routed-expert kernel); returns its row."""
     set_moe_impl(model, resolved_moe(settings))
+    for moe in model.modules():
+        if isinstance(moe, MoE):
+            moe.kernel = kernel
     glob, crops = page_inputs(image, plan, settings.batch, device, dtype)
     decoder = make_decoder(model, settings, plan, device, dtype)
     prepare_s = decoder.prepare(lambda m: print(m, file=sys.stderr))
@@ -236,11 +246,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     reference: dict[int, list[int]] = {}
     for batch in [int(b) for b in args.batches.split(",")]:
         for name in args.variants.split(","):
-            settings = replace(base, batch=batch, **VARIANTS[name])
+            spec = dict(VARIANTS[name])
+            kernel = spec.pop("kernel", None)
+            settings = replace(base, batch=batch, **spec)
             print(f"== {args.mode} {name} batch {batch}", file=sys.stderr, flush=True)
             try:
                 row = run_variant(
-                    model, settings, plan, image, text_ids, device, dtype, args.warmup, args.repeats
+                    model,
+                    settings,
+                    plan,
+                    image,
+                    text_ids,
+                    device,
+                    dtype,
+                    args.warmup,
+                    args.repeats,
+                    kernel,
                 )
             except Exception as exc:  # one failing variant must not end the run
                 traceback.print_exc()

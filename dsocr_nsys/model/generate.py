@@ -198,6 +198,7 @@ class Decoder:
         self.static = static or compile or graph
         self.graph: torch.cuda.CUDAGraph | None = None
         self._want_graph = graph
+        self._compiled = compile
         self.cache: KVCache | None = None
         self.token = torch.zeros(batch, dtype=torch.long, device=device)
         self.pos = torch.zeros((), dtype=torch.long, device=device)
@@ -221,11 +222,11 @@ class Decoder:
     @torch.inference_mode()
     def prepare(self, say: Progress | None = None) -> float:
         """Compile (first calls) and capture, outside any request; returns host seconds."""
-        if not self.static:
-            return 0.0
+        if not (self._want_graph or self._compiled):
+            return 0.0  # nothing to build: the eager step runs as it is
         say = say or (lambda _m: None)
         t0 = time.perf_counter()
-        steps = GRAPH_WARMUP_STEPS if (self._want_graph or self._body is not self._advance) else 0
+        steps = GRAPH_WARMUP_STEPS
         if self._want_graph:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
@@ -242,9 +243,8 @@ class Decoder:
                 self._body()
         _sync(self.device)
         seconds = time.perf_counter() - t0
-        if steps:
-            what = "captured the decode step" if self._want_graph else "compiled the decode step"
-            say(f"Decoder: {what} in {seconds:.1f} s")
+        what = "captured the decode step" if self._want_graph else "compiled the decode step"
+        say(f"Decoder: {what} in {seconds:.1f} s")
         return seconds
 
     def new_cache(self) -> KVCache:
