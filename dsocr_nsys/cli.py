@@ -1,6 +1,9 @@
 """Thin click wiring. Commands call library functions (which return data) and render it with
 :mod:`dsocr_nsys.output`; every :class:`~dsocr_nsys.errors.DsocrError` becomes one line on
-stderr and exit code 2, here and nowhere else.
+stderr and exit code 2 in the group (:mod:`dsocr_nsys.clikit`, shared with the launcher).
+
+The launcher's commands (``infer``, ``profile``, ``report``) are declared once, in
+:mod:`dsocr_nsys.launch.commands`, and registered here as in ``python -m dsocr_nsys.launch``.
 """
 
 from __future__ import annotations
@@ -14,33 +17,14 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import DsocrError
-from .launch.options import inference_options, options_from_kwargs
-from .launch.profile import profile_options, request_from_kwargs
-from .output import Report, emit, output_options
+from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
+from .launch.commands import COMMANDS as LAUNCH_COMMANDS
+from .output import Report, emit, output_options, shorten_names
 from .settings import DECODE_MODES, MOE_IMPLS
+from .vocab import CPU, IDLE, KERNEL, PROJ, TIME_BASES, WARMUP, time_base
 
 
-class DsocrGroup(click.Group):
-    """Maps the library's typed errors to one stderr line and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DsocrError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
-
-
-def progress(message: str) -> None:
-    """Progress lines go to stderr so stdout stays data only."""
-    click.echo(message, err=True)
-
-
-@click.group(cls=DsocrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DsocrGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="dsocr-nsys")
 def cli() -> None:
     """Where DeepSeek-OCR inference spends its GPU time, from Nsight Systems traces."""
@@ -58,12 +42,18 @@ _INCLUDE_WARMUP = click.option(
     is_flag=True,
     help="Count ranges named `warmup` and everything nested in them (left out by default).",
 )
+_BUSY = time_base("busy")
 _STAGE_COLUMNS = (
     "name", "pid", "device_ids", "instances", "gpu_ops", "kernels",
-    "proj_total_ns", "busy_total_ns", "kernel_total_ns", "idle_total_ns", "cpu_total_ns",
-    "busy_mean_ns", "busy_median_ns", "gpu_pct",
+    *(time_base(k).total for k in (PROJ, _BUSY.key, KERNEL, IDLE, CPU)),
+    _BUSY.stat("mean"), _BUSY.stat("median"), "gpu_pct",
 )  # fmt: skip
+# The stages table's note: each time base as the vocabulary defines it.
+_STAGES_NOTE = "; ".join(
+    [f"{b.key} = {b.definition}" for b in TIME_BASES] + ["GPU % = busy / whole-trace GPU busy time"]
+)
 _NAME_WIDTH = 70
+_STAGES_SHOWN = 50  # table/md rows of `stages` without --top (a PyTorch trace has thousands)
 
 
 def _open_trace_cli(path: Path) -> Any:
@@ -94,12 +84,8 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
         frame = frame.select([c for c in columns if c in frame.columns])
     for col in ("name", "short_name"):
         if col in frame.columns and frame.schema[col] == pl.Utf8:
-            frame = frame.with_columns(
-                pl.when(pl.col(col).str.len_chars() > _NAME_WIDTH)
-                .then(pl.col(col).str.slice(0, _NAME_WIDTH - 1) + "…")
-                .otherwise(pl.col(col))
-                .alias(col)
-            )
+            names = shorten_names(frame[col].fill_null("").to_list(), _NAME_WIDTH)
+            frame = frame.with_columns(pl.Series(col, names, dtype=pl.Utf8))
     if "device_ids" in frame.columns:
         frame = frame.with_columns(
             pl.col("device_ids").list.eval(pl.element().cast(pl.Utf8)).list.join(",")
@@ -124,30 +110,43 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
     help="Only these stages (NVTX range names); repeat for several.",
 )
 @click.option("--wide", is_flag=True, help="table/md: show every column (json/csv always do).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Only the N stages with the most GPU busy time (table/md default: {_STAGES_SHOWN}).",
+)
 @output_options
 def stages(
     trace: Path,
     include_warmup: bool,
     stage_names: tuple[str, ...],
     wide: bool,
+    top: int | None,
     fmt: str,
     output: str | None,
 ) -> None:
-    """Per-stage GPU time: one row per NVTX range name.
-
-    Time bases: proj (first GPU op start to last op end), busy (union of op intervals),
-    kernel (sum of kernel durations), idle (proj - busy), cpu (the NVTX range itself).
-    """
+    """Per-stage GPU time: one row per NVTX range name, on every time base (busy, proj,
+    kernel, cpu, idle; the notes define each, docs/trace-engine.md lists the columns)."""
     with _open_trace_cli(trace) as tr:
         frame = tr.stages(include_warmup=include_warmup, names=list(stage_names) or None)
         gpus = ", ".join(sorted({g.name for g in tr.gpus() if g.name})) or "unknown"
+    notes = [_STAGES_NOTE]
+    keep = top if top is not None else (_STAGES_SHOWN if fmt in ("table", "md") else None)
+    if keep is not None and frame.height > keep:
+        # the N busiest, in their order of first appearance
+        busiest = frame.with_row_index("_order").sort(
+            "busy_total_ns", descending=True, nulls_last=True
+        )
+        frame = busiest.head(keep).sort("_order").drop("_order")
+        notes.append(
+            f"showing the {keep:,} of {busiest.height:,} stages with the most GPU busy time; "
+            "--top N for another count, -f json/csv for every stage"
+        )
     report = Report(
         tables={"stages": _readable(frame, fmt, None if wide else _STAGE_COLUMNS)},
         meta={"trace": str(trace), "gpu": gpus, "warmup_included": include_warmup},
-        notes=[
-            "proj = first GPU op start to last op end (nsys projected duration); busy = union "
-            "of op intervals; idle = proj - busy; GPU % = busy / whole-trace GPU busy time",
-        ],
+        notes=notes,
         title="GPU time per stage",
     )
     emit(report, fmt, output)
@@ -174,11 +173,31 @@ def kernels(
         "name", "short_name", "instances", "total_ns", "mean_ns", "median_ns", "min_ns",
         "max_ns", "share_pct",
     )  # fmt: skip
+    notes = []
+    if stage is None:
+        counted = "every kernel in the trace, warm-up included (as nsys cuda_gpu_kern_sum)"
+        if include_warmup:
+            notes.append("--include-warmup changes nothing here: the whole trace counts all")
+    elif include_warmup:
+        counted = f"kernels launched in `{stage}` ranges, warm-up included"
+    else:
+        counted = (
+            "nothing: `warmup` ranges are left out unless --include-warmup"
+            if stage == WARMUP
+            else f"kernels launched in `{stage}` ranges outside `warmup` ranges"
+        )
+        if frame.height == 0:
+            notes.append(
+                f"no kernels in `{stage}` ranges outside warm-up: ranges named `warmup` and "
+                "everything nested in them are left out; pass --include-warmup to count them"
+            )
     report = Report(
         tables={"kernels": _readable(frame, fmt, columns)},
-        meta={"trace": str(trace), "stage": stage or "(whole trace)", "top": top},
+        meta={"trace": str(trace), "stage": stage or "(whole trace)", "counted": counted,
+              "top": top},
+        notes=notes,
         title="Top kernels" + (f" in stage {stage}" if stage else ""),
-    )
+    )  # fmt: skip
     emit(report, fmt, output)
 
 
@@ -282,7 +301,8 @@ def static_cmd(
     """Per-stage parameters, FLOPs and bytes (formulas, fvcore, FlopCounterMode side by side).
 
     With -o FILE.json writes the static-compute JSON (read by `dsocr-nsys mfu`) and a Markdown
-    twin FILE.md; without -o prints the tables.
+    twin FILE.md; -o with another suffix (or -f) writes the tables in that format; without -o
+    prints the tables.
     """
     from .static.compute import StaticOptions, compute_static, parse_image_size, write_static
 
@@ -302,11 +322,11 @@ def static_cmd(
         batch=batch,
     )
     result = compute_static(opts, progress=progress)
-    if output:
+    if output and fmt == "json":
         for path in write_static(result, output):
             progress(f"wrote {path}")
     else:
-        emit(result.report(), fmt, None)
+        emit(result.report(), fmt, output)
 
 
 # --- mfu: mfu --------------------------------------------------------------------------------
@@ -339,8 +359,15 @@ def static_cmd(
     is_flag=True,
     help="Go on when the static configuration does not match the trace (noted in the report).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 3 when a figure is impossible (MFU or MBU above 100 % of peak).",
+)
 @_INCLUDE_WARMUP
-@output_options
+@output_options(
+    directory=True, help="Write mfu.md, mfu.json, mfu.csv and PNG plots into this directory."
+)
 def mfu_cmd(
     trace: str,
     static_path: str,
@@ -348,6 +375,7 @@ def mfu_cmd(
     peak_tflops: float | None,
     peak_gbps: float | None,
     allow_mismatch: bool,
+    strict: bool,
     include_warmup: bool,
     fmt: str,
     output: str | None,
@@ -355,6 +383,7 @@ def mfu_cmd(
     """Per-stage MFU and MBU: the trace's stage times joined with static FLOPs and bytes.
 
     With -o DIR, writes DIR/mfu.md, mfu.json, mfu.csv and PNG plots instead of printing."""
+    from .mfu.checks import ImpossibleFiguresError, impossible_warnings
     from .mfu.report import analyse, report_for, write_dir
     from .output import render
 
@@ -368,85 +397,74 @@ def mfu_cmd(
         include_warmup=include_warmup,
         progress=progress,
     )
+    impossible = impossible_warnings(result.stages)
+    for line in (*result.peak.warnings, *impossible):
+        click.echo(f"warning: {line}", err=True)
     if output:
         progress(f"writing {output}/")
         for path in write_dir(result, output):
             progress(f"wrote {path}")
     else:
         click.echo(render(report_for(result, fmt), fmt), nl=False)
+    if strict and impossible:
+        raise ImpossibleFiguresError(
+            f"--strict: {len(impossible)} row(s) above 100 % of peak (marked `impossible`)"
+        )
 
 
-# For this command -o names a directory (the shared option is a file path elsewhere).
-for _param in mfu_cmd.params:
-    if _param.name == "output" and isinstance(_param, click.Option):
-        _param.type = click.Path(file_okay=False, writable=True)
-        _param.help = "Write mfu.md, mfu.json, mfu.csv and PNG plots into this directory."
+# --- compare: compare -----------------------------------------------------------------------
 
 
-# --- launch: profile (and the inference entry it wraps) -------------------------------------
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--stage",
+    default=None,
+    metavar="NAME",
+    help="Kernels of this range name (`all`: the whole trace). Default: decode, else all.",
+)
+@click.option("--kernels", "n_kernels", default=15, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--top", default=15, show_default=True, type=click.IntRange(min=1),
+    help="Range names shown when the exports hold no dsocr stages (largest change first).",
+)  # fmt: skip
+@_INCLUDE_WARMUP
+@output_options(
+    directory=True, help="Write compare.md, compare.json, compare.csv and compare.png here."
+)
+def compare_cmd(
+    runs: tuple[Path, ...],
+    stage: str | None,
+    n_kernels: int,
+    top: int,
+    include_warmup: bool,
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Compare runs with the first (the baseline): per stage, noise, MFU, kernels.
+
+    Each RUN is a run folder, an mfu.json or an nsys SQLite export. With -o DIR, writes
+    DIR/compare.md, compare.json, compare.csv and compare.png instead of printing."""
+    from .compare import compare_runs
+    from .compare.report import report_for, write_dir
+
+    result = compare_runs(
+        runs, stage=stage, kernels=n_kernels, top=top, include_warmup=include_warmup,
+        progress=progress,
+    )  # fmt: skip
+    if output:
+        for path in write_dir(result, output):
+            progress(f"wrote {path}")
+        return
+    report = report_for(result, fmt)
+    report.tables = {k: _readable(v, fmt) for k, v in report.tables.items()}
+    emit(report, fmt, None)
 
 
-@cli.command("infer")
-@inference_options
-@click.option("--result-json", type=click.Path(dir_okay=False), hidden=True)
-@output_options
-def infer_cmd(result_json: str | None, fmt: str, output: str | None, **kwargs: Any) -> None:
-    """Run DeepSeek-OCR inference in this process (no nsys) and print wall times per request.
+# --- launch: infer, profile, report (declared in launch/commands.py) -------------------------
 
-    The entry point that `profile` runs under nsys, and what the NVTX-overhead benchmark times."""
-    from pathlib import Path
-
-    import polars as pl
-
-    from .launch.infer import execute_infer, summary_rows
-
-    options = options_from_kwargs(kwargs)
-    payload = execute_infer(options, Path(result_json) if result_json else None, progress)
-    result = payload["result"]
-    report = Report(
-        tables={"requests": pl.DataFrame(summary_rows(result), infer_schema_length=None)},
-        meta={
-            "preset": options.preset,
-            "mode": options.mode,
-            "device": options.device,
-            "gpu": payload["environment"].get("gpu_name"),
-            "prefill_tokens": result.get("prefill_tokens"),
-            "decode_steps": result.get("decode_steps"),
-        },
-        title="DeepSeek-OCR inference (wall clock, one row per timed request)",
-    )
-    emit(report, fmt, output)
-
-
-@cli.command("profile")
-@inference_options
-@profile_options
-@output_options
-def profile_cmd(fmt: str, output: str | None, **kwargs: Any) -> None:
-    """Run inference under `nsys profile`, export to SQLite, and leave a run folder:
-    trace.nsys-rep, trace.sqlite, run.json (model config, tokens, versions, GPU, nsys commands)."""
-    import polars as pl
-
-    from .launch.profile import profile_run, summary_rows
-
-    options = options_from_kwargs(kwargs)
-    request = request_from_kwargs(kwargs, options)
-    record = profile_run(options, request, progress)
-    report = Report(
-        tables={"files": pl.DataFrame(summary_rows(record, request.out), infer_schema_length=None)},
-        meta={
-            "run": str(request.out),
-            "mode": record["mode"],
-            "views": record["views"],
-            "prefill_tokens": record["prefill_tokens"],
-            "decode_steps": record["decode_steps"],
-            "gpu": record["gpu"]["name"],
-            "mfu_gpu": record["gpu"]["mfu_name"],
-            "nsys": record["versions"]["nsys"],
-        },
-        title="dsocr-nsys profile: run folder",
-    )
-    emit(report, fmt, output)
+for _command in LAUNCH_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

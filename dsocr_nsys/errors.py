@@ -1,7 +1,7 @@
 """Typed exceptions. Each message is one line: what is wrong, then what to do about it.
 
-The library raises these; ``dsocr_nsys.cli`` maps every one of them to a line on stderr and
-exit code 2 (no traceback).
+The library raises these; the CLI group (``dsocr_nsys.clikit.DsocrGroup``, used by both entry
+points) maps every one of them to a line on stderr and exit code 2 (no traceback).
 """
 
 from __future__ import annotations
@@ -43,3 +43,7 @@ class ToolNotFoundError(DsocrError):
 
 class ModelError(DsocrError):
     """Model construction, weights or inference problems (bad mode, missing tensors, OOM)."""
+
+
+class OutputFileError(DsocrError):
+    """An output path (``-o``) that cannot be written: its folder is read-only or a file."""

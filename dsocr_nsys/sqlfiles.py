@@ -10,12 +10,3 @@ from importlib import resources
 def load_sql(name: str) -> str:
     """Return the text of ``sql/<name>.sql``; cached, since queries never change at run time."""
     return resources.files("dsocr_nsys.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
-
-
-def sql_names() -> list[str]:
-    """Names (without ``.sql``) of every query shipped with the package, sorted."""
-    return sorted(
-        p.name[: -len(".sql")]
-        for p in resources.files("dsocr_nsys.sql").iterdir()
-        if p.name.endswith(".sql")
-    )

@@ -132,15 +132,39 @@ class TimeBase:
 
     @property
     def total(self) -> str:
+        """Per-stage total over the counted instances: ``busy_total_ns``."""
         return self.stat("total")
+
+    @property
+    def tflops(self) -> str:
+        """Achieved TFLOP/s on this base: ``busy_tflops``."""
+        return f"{self.key}_tflops"
+
+    @property
+    def mfu_pct(self) -> str:
+        """MFU on this base, percent: ``mfu_busy_pct``."""
+        return f"mfu_{self.key}_pct"
+
+    @property
+    def gbps(self) -> str:
+        """Achieved GB/s on this base: ``busy_gbps``."""
+        return f"{self.key}_gbps"
+
+    @property
+    def mbu_pct(self) -> str:
+        """MBU on this base, percent: ``mbu_busy_pct``."""
+        return f"mbu_{self.key}_pct"
 
 
 #: Statistics over a stage's instances (median averages the two middle values, as nsys).
 STATS = ("total", "mean", "median", "min", "max", "p90")
 
+# Time-base keys, for code that means one base in particular (the roofline uses busy time).
+BUSY, PROJ, KERNEL, CPU, IDLE = "busy", "proj", "kernel", "cpu", "idle"
+
 TIME_BASES: tuple[TimeBase, ...] = (
     TimeBase(
-        "busy",
+        BUSY,
         "GPU busy",
         "ns",
         "length of the union of the range's GPU operation intervals (overlap counted once)",
@@ -150,7 +174,7 @@ TIME_BASES: tuple[TimeBase, ...] = (
         rate=True,
     ),
     TimeBase(
-        "proj",
+        PROJ,
         "GPU span",
         "ns",
         "first GPU operation start to last operation end (the range projected on the GPU)",
@@ -160,7 +184,7 @@ TIME_BASES: tuple[TimeBase, ...] = (
         rate=True,
     ),
     TimeBase(
-        "kernel",
+        KERNEL,
         "kernel sum",
         "ns",
         "sum of the range's kernel durations (overlapping kernels counted twice)",
@@ -170,7 +194,7 @@ TIME_BASES: tuple[TimeBase, ...] = (
         rate=True,
     ),
     TimeBase(
-        "cpu",
+        CPU,
         "CPU range",
         "ns",
         "the NVTX range's own duration on the CPU thread",
@@ -180,7 +204,7 @@ TIME_BASES: tuple[TimeBase, ...] = (
         rate=True,
     ),
     TimeBase(
-        "idle",
+        IDLE,
         "GPU idle",
         "ns",
         "GPU span minus GPU busy: gaps inside the projected span (launch-bound time)",

@@ -1,7 +1,7 @@
 -- Question: the full per-range table (one row per NVTX range instance).
 -- Inputs: temp tables nvtx_range, range_tree, range_metrics.
 -- Definition: CPU range cpu_ns = end - start; proj_ns = gpu_end - gpu_start (NULL when the
---   range launched no GPU operation); gpu_idle_ns = proj_ns - gpu_busy_ns (GPU idle inside
+--   range launched no GPU operation); idle_ns = proj_ns - busy_ns (GPU idle inside
 --   the projected span); counts and kernel_ns are 0 for ranges without GPU operations.
 CREATE OR REPLACE TEMP TABLE range_all AS
 SELECT r.range_id, r.name, r.domain, r.style, r.pid, r.tid,
@@ -14,8 +14,8 @@ SELECT r.range_id, r.name, r.domain, r.style, r.pid, r.tid,
        coalesce(m.memcpys, 0) AS memcpys,
        coalesce(m.memsets, 0) AS memsets,
        coalesce(m.kernel_ns, 0) AS kernel_ns,
-       m.gpu_busy_ns,
-       m.gpu_end_ns - m.gpu_start_ns - m.gpu_busy_ns AS gpu_idle_ns,
+       m.gpu_busy_ns AS busy_ns,
+       m.gpu_end_ns - m.gpu_start_ns - m.gpu_busy_ns AS idle_ns,
        coalesce(m.device_ids, []::BIGINT[]) AS device_ids,
        len(coalesce(m.device_ids, []::BIGINT[])) AS gpus,
        r.payload,

@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -344,3 +345,30 @@ def test_profile_own_command_failure_and_misuse(tmp_path: Path, nsys: Path) -> N
     assert profile_mod.default_out(LaunchOptions(decode="cuda-graph", batch=4)) == Path(
         "runs/base-32-cuda-graph-b4"
     )
+
+
+def test_gpu_name_checked_before_anything_runs(tmp_path: Path) -> None:
+    """`make profile GPU=...` with a name mfu cannot use fails at once, not after the GPU run;
+    the spellings users type pass (then the missing nsys is the error)."""
+    env = {"NSYS": None, "PATH": str(tmp_path)}
+    for bad, needle in (("MI300X", "is not in the peak table"), ("", "names no GPU")):
+        result = CliRunner().invoke(
+            cli, ["profile", *TINY, f"--gpu={bad}", f"--out={tmp_path / 'r'}"], env=env
+        )
+        assert result.exit_code == 2 and needle in result.stderr
+        assert result.stderr.count("\n") == 1
+    for good in ("rtx5090", "RTX 5090", "rtx-5090", "h100sxm", "H100-SXM", "h100"):
+        result = CliRunner().invoke(
+            cli, ["profile", *TINY, f"--gpu={good}", f"--out={tmp_path / 'r'}"], env=env
+        )
+        assert "Nsight Systems (nsys) not found" in result.stderr, good
+    assert not (tmp_path / "r").exists()
+
+
+def test_gpu_check_imports_no_polars() -> None:
+    """The GPU image runs `python -m dsocr_nsys.launch profile` without polars."""
+    code = (
+        "import sys; from dsocr_nsys.mfu.peaks import validate_gpu_name; "
+        "validate_gpu_name('rtx5090'); assert 'polars' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from dsocr_nsys import __version__
 from dsocr_nsys.launch.runinfo import (
+    NSYS_REP,
+    SQLITE,
     build_run_record,
+    nsys_rep_for,
     point_latest,
     resolve_latest,
     to_jsonable,
@@ -174,3 +177,9 @@ def test_point_latest_moves_with_each_run(tmp_path: Path) -> None:
 def test_resolve_latest_text_pointer(tmp_path: Path) -> None:
     (tmp_path / "latest").write_text("base-32\n")
     assert resolve_latest(tmp_path) == tmp_path / "base-32"
+
+
+def test_nsys_rep_beside_an_export() -> None:
+    """A run folder's export and report share their stem; so does any export nsys wrote."""
+    assert nsys_rep_for(Path("runs/base-32") / SQLITE) == Path("runs/base-32") / NSYS_REP
+    assert nsys_rep_for(Path("x/h100.sqlite")) == Path("x/h100.nsys-rep")

@@ -23,8 +23,9 @@ from mfu_helpers import (
 )
 
 from dsocr_nsys.errors import ConfigMismatchError, StageNotFoundError, TraceContentError
-from dsocr_nsys.mfu.compute import TIME_BASES, decode_table, utilisation_pct
+from dsocr_nsys.mfu.compute import decode_table, utilisation_pct
 from dsocr_nsys.mfu.report import analyse
+from dsocr_nsys.vocab import RATE_BASES
 
 PEAK_FLOPS = 989 * 10**12  # H100 SXM dense BF16, FLOP/s
 PEAK_BYTES = 3350 * 10**9
@@ -53,9 +54,9 @@ def test_mfu_equals_flops_over_peak_times_time_for_each_base(h100) -> None:
         assert row["total_flops"] == MATMUL_FLOPS
         golden = dict(times[stage])
         golden["busy"] = golden["kernel"]  # one stream, kernels never overlap: union == sum
-        for base in TIME_BASES:
+        for base in (b.key for b in RATE_BASES):
             t = golden[base]
-            assert row[f"{base}_ns"] == t, (stage, base)
+            assert row[f"{base}_total_ns"] == t, (stage, base)
             assert row[f"mfu_{base}_pct"] == _exact_mfu_pct(MATMUL_FLOPS, t), (stage, base)
             # the same number the plain float formula gives, to the last few ulps
             assert row[f"mfu_{base}_pct"] == pytest.approx(
@@ -76,20 +77,20 @@ def test_known_figures_of_the_h100_export(h100) -> None:
     assert sam["bound"] == "compute"  # 682.7 FLOP/B > ridge 295.2 FLOP/B
     assert sam["intensity_flop_per_byte"] == pytest.approx(MATMUL_FLOPS / MATMUL_BYTES)
     assert sam["first_start_ns"] == SAM[0]
-    assert h100.meta["peak_gpu"] == "H100 SXM"
+    assert h100.peak.gpu == "H100 SXM"
 
 
 def test_vision_sums_its_parts_and_total_counts_each_instance_once(h100) -> None:
     times = golden_times()
     vision = _row(h100, "vision")
     assert vision["total_flops"] == 2 * MATMUL_FLOPS
-    assert vision["proj_ns"] == times["sam"]["proj"] + times["clip"]["proj"]
-    assert vision["mfu_proj_pct"] == _exact_mfu_pct(2 * MATMUL_FLOPS, vision["proj_ns"])
+    assert vision["proj_total_ns"] == times["sam"]["proj"] + times["clip"]["proj"]
+    assert vision["mfu_proj_pct"] == _exact_mfu_pct(2 * MATMUL_FLOPS, vision["proj_total_ns"])
     total = _row(h100, "total")  # no request ranges: sum of the three top-level ranges
     assert total["instances"] == 3
     assert total["total_flops"] == 3 * MATMUL_FLOPS
     for base in ("proj", "kernel", "cpu"):
-        assert total[f"{base}_ns"] == sum(times[s][base] for s in ("sam", "clip", "prefill"))
+        assert total[f"{base}_total_ns"] == sum(times[s][base] for s in ("sam", "clip", "prefill"))
     # not nested here: prefill is the LLM's own range, no llm_prefill row
     assert "llm_prefill" not in h100.stages["stage"].to_list()
     assert any("not nested in prefill" in n for n in h100.notes)
@@ -105,19 +106,20 @@ def test_vision_nested_in_prefill(tmp_path: Path) -> None:
     prefill, llm = _row(result, "prefill"), _row(result, "llm_prefill")
     # prefill = the range as measured (all 15 matmuls), FLOPs incl. the nested vision
     assert prefill["total_flops"] == 3 * MATMUL_FLOPS
-    assert prefill["kernel_ns"] == sum(times[s]["kernel"] for s in ("sam", "clip", "prefill"))
-    assert prefill["cpu_ns"] == PREFILL[1] - SAM[0]
+    assert prefill["kernel_total_ns"] == sum(times[s]["kernel"] for s in ("sam", "clip", "prefill"))
+    assert prefill["cpu_total_ns"] == PREFILL[1] - SAM[0]
     # llm_prefill = prefill minus its nested vision ranges, LLM FLOPs only
     assert llm["total_flops"] == MATMUL_FLOPS
-    assert llm["kernel_ns"] == times["prefill"]["kernel"]
-    assert llm["busy_ns"] == times["prefill"]["kernel"]
-    assert llm["cpu_ns"] == (PREFILL[1] - SAM[0]) - times["sam"]["cpu"] - times["clip"]["cpu"]
+    assert llm["kernel_total_ns"] == times["prefill"]["kernel"]
+    assert llm["busy_total_ns"] == times["prefill"]["kernel"]
+    assert llm["cpu_total_ns"] == (PREFILL[1] - SAM[0]) - times["sam"]["cpu"] - times["clip"]["cpu"]
     assert llm["mfu_kernel_pct"] == _exact_mfu_pct(MATMUL_FLOPS, times["prefill"]["kernel"])
-    assert llm["proj_ns"] == prefill["proj_ns"] - times["sam"]["proj"] - times["clip"]["proj"]
+    nested_proj = times["sam"]["proj"] + times["clip"]["proj"]
+    assert llm["proj_total_ns"] == prefill["proj_total_ns"] - nested_proj
     # the request total is the prefill range itself, FLOPs not counted twice
     total = _row(result, "total")
     assert total["instances"] == 1 and total["total_flops"] == 3 * MATMUL_FLOPS
-    assert total["cpu_ns"] == prefill["cpu_ns"]
+    assert total["cpu_total_ns"] == prefill["cpu_total_ns"]
     assert any("llm_prefill = prefill minus" in n for n in result.notes)
 
 
@@ -161,7 +163,7 @@ def test_decode_flops_per_step_from_payloads(tmp_path: Path) -> None:
     assert decode["decode_steps"] == 2
     times = golden_times()
     steps_kernel_ns = times["clip"]["kernel"] + times["prefill"]["kernel"]
-    assert decode["kernel_ns"] == steps_kernel_ns
+    assert decode["kernel_total_ns"] == steps_kernel_ns
     table = result.decode.filter(pl.col("time_base") == "kernel").to_dicts()[0]
     assert table["tokens_per_s"] == float(Fraction(2 * 10**9, steps_kernel_ns))
     assert table["step_mean_ns"] == steps_kernel_ns / 2
@@ -216,7 +218,7 @@ def test_stage_missing_from_static_is_time_only(tmp_path: Path) -> None:
     result = analyse(H100, static, env={})
     clip = _row(result, "clip")
     assert clip["total_flops"] is None and clip["mfu_busy_pct"] is None
-    assert clip["kernel_ns"] == golden_times()["clip"]["kernel"]
+    assert clip["kernel_total_ns"] == golden_times()["clip"]["kernel"]
     assert "clip: not in the static file, time only" in result.notes
     assert _row(result, "vision")["total_flops"] is None  # a part without FLOPs: no total
 
@@ -247,11 +249,10 @@ def test_no_gpu_time_on_a_base_gives_empty_rates_and_a_note(tmp_path: Path) -> N
     )
     result = analyse(trace, H100_STATIC, env={})
     sam = _row(result, "sam")
-    assert sam["busy_ns"] == 0 and sam["mfu_busy_pct"] is None and sam["busy_tflops"] is None
-    assert sam["cpu_ns"] == 1000 and sam["mfu_cpu_pct"] is not None
+    assert sam["busy_total_ns"] == 0 and sam["mfu_busy_pct"] is None and sam["busy_tflops"] is None
+    assert sam["cpu_total_ns"] == 1000 and sam["mfu_cpu_pct"] is not None
     assert any(
-        n.startswith("sam: GPU busy (union of op intervals), projected GPU span, kernel sum 0 ns")
-        and "left empty" in n
+        n.startswith("sam: GPU busy, GPU span, kernel sum 0 ns") and "left empty" in n
         for n in result.notes
     )
 
@@ -277,9 +278,9 @@ def test_request_ranges_give_the_request_row(tmp_path: Path) -> None:
     result = analyse(trace, H100_STATIC, env={})
     request = _row(result, "request")
     assert request["instances"] == 1
-    assert request["cpu_ns"] == PREFILL[1] + 1 - SAM[0]
+    assert request["cpu_total_ns"] == PREFILL[1] + 1 - SAM[0]
     assert request["total_flops"] == 2 * MATMUL_FLOPS  # clip + prefill, each once
-    assert request["kernel_ns"] == sum(golden_times()[s]["kernel"] for s in SAM_TO_PREFILL)
+    assert request["kernel_total_ns"] == sum(golden_times()[s]["kernel"] for s in SAM_TO_PREFILL)
     assert "total" not in result.stages["stage"].to_list()
 
 
@@ -342,4 +343,7 @@ def test_mfu_above_peak_is_flagged(tmp_path: Path) -> None:
     # 10^15 FLOPs in sam's 120 µs of kernels is ~8,300 TFLOP/s: not this run's figure
     result = analyse(H100, static_file(tmp_path, {"sam": {"flops": 10**15}}), env={})
     assert _row(result, "sam")["mfu_busy_pct"] > 100
-    assert any(n.startswith("MFU above 100 % of peak") and "sam" in n for n in result.notes)
+    notes = result.notes
+    assert any(n.startswith("sam: mfu_busy_pct") and "above 100 % of peak" in n for n in notes)
+    flags = dict(zip(result.stages["stage"], result.stages["impossible"], strict=True))
+    assert flags["sam"] and not flags["clip"]

@@ -12,7 +12,9 @@ from dsocr_nsys.mfu.peaks import (
     detect_gpu,
     known_gpus,
     lookup_gpu,
+    normalise_gpu_name,
     peak_table,
+    validate_gpu_name,
 )
 from dsocr_nsys.trace import open_trace
 
@@ -154,3 +156,77 @@ def test_docs_peak_table_matches_the_package_table() -> None:
     for row in peak_table():
         line = f"| {row.gpu} | {row.peak_tflops:g} | {row.peak_gbps:g} |"
         assert line in doc, f"docs/mfu.md peak table: update the row for {row.gpu} ({line})"
+
+
+# --- issue 10: spellings, finite peaks, lazy environment, empty --gpu, mismatch ----------
+
+
+@pytest.mark.parametrize(
+    ("spelling", "row"),
+    [
+        ("rtx5090", "RTX 5090"),  # the README's `make profile GPU=rtx5090`
+        ("RTX 5090", "RTX 5090"),
+        ("rtx-5090", "RTX 5090"),
+        ("GeForce RTX5090", "RTX 5090"),
+        ("h100sxm", "H100 SXM"),
+        ("H100-SXM", "H100 SXM"),
+        ("h100_pcie", "H100 PCIe"),
+        ("a100-sxm4-80gb", "A100 SXM"),
+        ("l40s", "L40S"),
+    ],
+)
+def test_spellings_users_type(spelling: str, row: str) -> None:
+    assert lookup_gpu(spelling).gpu == row
+    validate_gpu_name(spelling)
+
+
+def test_normaliser() -> None:
+    assert normalise_gpu_name("NVIDIA GeForce RTX-5090") == "rtx 5090"
+    assert normalise_gpu_name("h100sxm") == normalise_gpu_name("H100 SXM") == "h100 sxm"
+    assert normalise_gpu_name("NVIDIA H100 80GB HBM3") == "h100 80gb hbm3"
+
+
+def test_validate_gpu_name() -> None:
+    validate_gpu_name("h100")  # several rows: the trace's SM count settles it at mfu time
+    for bad in ("", "  ", "MI300X"):
+        with pytest.raises(UnknownGpuError):
+            validate_gpu_name(bad)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"peak_tflops": float("nan")}, "--peak-tflops nan"),
+        ({"peak_tflops": float("inf")}, "--peak-tflops inf"),
+        ({"peak_gbps": float("inf")}, "--peak-gbps inf"),
+        ({"peak_gbps": -1.0}, "--peak-gbps -1.0"),
+    ],
+)
+def test_peak_overrides_finite_positive(kwargs: dict, flag: str) -> None:
+    with pytest.raises(DsocrError, match=f"^{flag} is not a finite positive number"):
+        choose_peak(_gpus("h100_matmul_nvtx_nsys2025.sqlite"), env={}, **kwargs)
+
+
+def test_environment_read_only_when_used() -> None:
+    gpus = _gpus("h100_matmul_nvtx_nsys2025.sqlite")
+    bad = {"MFU_PEAK_TFLOPS": "fast", "MFU_PEAK_GBPS": "inf"}
+    choice = choose_peak(gpus, peak_tflops=500, peak_gbps=2000, env=bad)
+    assert (choice.peak_tflops, choice.peak_gbps) == (500, 2000)
+    assert choose_peak(gpus, gpu="H100 PCIe", env=bad).peak_tflops == 756  # --gpu beats env
+    with pytest.raises(DsocrError, match="MFU_PEAK_GBPS='inf' is not a positive number"):
+        choose_peak(gpus, peak_tflops=500, env=bad)  # GB/s now comes from the environment
+
+
+def test_empty_gpu_is_an_error_not_ignored() -> None:
+    with pytest.raises(UnknownGpuError, match="--gpu '' names no GPU"):
+        choose_peak(_gpus("h100_matmul_nvtx_nsys2025.sqlite"), gpu="", env={})
+
+
+def test_gpu_other_than_detected_warns() -> None:
+    gpus = _gpus("h100_matmul_nvtx_nsys2025.sqlite")
+    choice = choose_peak(gpus, gpu="A100", env={})
+    assert choice.gpu == "A100 SXM"  # SM count 132 fits no A100: the bandwidth picks
+    (warning,) = choice.warnings
+    assert warning.startswith("--gpu A100 (A100 SXM) is not the GPU the trace recorded")
+    assert "NVIDIA H100 80GB HBM3" in warning and warning in choice.notes
+    assert choose_peak(gpus, gpu="h100sxm", env={}).warnings == ()

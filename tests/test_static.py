@@ -9,16 +9,20 @@ import pytest
 from click.testing import CliRunner
 
 from dsocr_nsys.cli import cli
+from dsocr_nsys.errors import StaticFileError
 from dsocr_nsys.model.config import get_config
 from dsocr_nsys.static import formulas as F
 from dsocr_nsys.static.compute import (
     STAGES,
     StaticOptions,
+    _known_checks,
     compute_static,
     decode_context,
+    document_tables,
+    known_totals,
     write_static,
 )
-from dsocr_nsys.static.format import load_static
+from dsocr_nsys.static.format import load_static, parse_static
 
 FULL = get_config("full")
 G = 1e9
@@ -226,7 +230,7 @@ def test_cli_table_to_stdout() -> None:
         cli, ["static", "--preset", "tiny", "--mode", "tiny", "--formulas-only", "-f", "csv"]
     )
     assert res.exit_code == 0, res.output
-    assert res.stdout.splitlines()[0].startswith("stage,params_M,total_flops")
+    assert res.stdout.splitlines()[0].startswith("stage,params_M,per_instance_flops")
 
 
 @pytest.mark.parametrize(
@@ -249,3 +253,47 @@ def test_cli_bad_input(args: list[str], needle: str) -> None:
     assert res.exit_code == 2
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("Error:") and needle in err[0], res.stderr
+
+
+def test_tables_are_read_from_the_document() -> None:
+    """The shown tables are a view of the written document: a reader of the JSON file gets
+    the same tables back."""
+    result = compute_static(StaticOptions(preset="tiny", mode="base", max_new_tokens=4))
+    reread = document_tables(json.loads(json.dumps(result.document)))
+    assert list(reread) == list(result.tables) == ["stages", "agreement", "operators", "checks"]
+    for name, frame in result.tables.items():
+        assert reread[name].equals(frame), name
+
+
+def test_known_totals_are_one_data_table_with_sources() -> None:
+    rows = known_totals()
+    assert [r["expected"] for r in rows] == ["946", "319", "162", "62", "0.82", "0.33", "61440"]
+    assert all(r["source"] for r in rows)
+    checks = _known_checks(FULL, "full")
+    assert [c["check"] for c in checks] == [r["check"] for r in rows]
+    sam_1024 = checks[0]
+    assert sam_1024["expected_gflops"] == 946.0
+    assert sam_1024["reference_convention_gflops"] == 946.559  # docs: 946.56 unpadded
+    assert sam_1024["model_runs_gflops"] == 976.909 and "window-padded" in sam_1024["why"]
+
+
+def test_cli_output_suffix_sets_the_format(tmp_path: Path) -> None:
+    """-o x.csv writes CSV (it once wrote JSON into it); -o x.json the static document."""
+    base = ["static", "--preset", "tiny", "--mode", "tiny", "--formulas-only"]
+    res = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "s.csv")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "s.csv").read_text().startswith("stage,params_M,per_instance_flops")
+    res = CliRunner().invoke(cli, [*base, "-f", "csv", "-o", str(tmp_path / "s.json")])
+    assert res.exit_code == 2 and "-f csv but -o" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]
+    res = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "s.json")])
+    assert json.loads((tmp_path / "s.json").read_text())["schema_version"] == 1
+
+
+@pytest.mark.parametrize("flops", [2**63 - 1, 1e30, 2**53 + 1])
+def test_schema_bounds_counts(flops: float) -> None:
+    doc = {"schema_version": 1, "stages": {"sam": {"flops": flops}}}
+    with pytest.raises(StaticFileError, match="is greater than the maximum of 9007199254740992"):
+        parse_static(doc)
+    doc["stages"]["sam"]["flops"] = 2**53
+    assert parse_static(doc).stages["sam"].flops == 2**53

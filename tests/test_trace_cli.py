@@ -194,3 +194,104 @@ def test_trace_commands_import_neither_pandas_nor_pyarrow() -> None:
     )
     last = done.stdout.strip().splitlines()[-2:]
     assert last == ["imported: []", "NaT binds as: [(None,)]"], done.stdout[-500:]
+
+
+# --- issue 10: usage errors, -o, warm-up, --top -----------------------------------------
+
+DSOCR = TRACES / "dsocr_base32_h100_nsys2025.sqlite"
+PYTORCH = TRACES / "nsysai_h100_2gpu_1s.sqlite"  # 16,782 range names
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["kernels", H100, "--top", "0"], "'--top': 0 is not in the range x>=1"),
+        (["kernels", H100, "--top", "-3"], "'--top': -3 is not in the range x>=1"),
+        (["kernels", H100, "--top", "many"], "'--top': 'many' is not a valid integer"),
+        (["stages", H100, "--top", "0"], "'--top': 0 is not in the range x>=1"),
+        (["kernels"], "Missing argument 'TRACE'"),
+        (["kernels", H100, "--bogus"], "No such option '--bogus'"),
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+        (["mfu", TRACES, "--static", "x.json"], "is a directory"),
+        (["info", H100, "-o", TRACES], "is a directory"),
+        (["info", H100, "-f", "csv", "-o", "x.json"], "-f csv but -o x.json ends in .json"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list, needle: str) -> None:
+    line = assert_one_line_error(args, needle)
+    assert line.endswith("--help)")  # (see dsocr-nsys CMD --help)
+
+
+def test_output_suffix_sets_the_format(tmp_path: Path) -> None:
+    for suffix, check in (
+        (".csv", lambda t: t.startswith("name,")),
+        (".json", lambda t: json.loads(t)["stages"][0]["name"] == "sam"),
+        (".md", lambda t: t.startswith("# GPU time per stage")),
+        (".txt", lambda t: t.startswith("GPU time per stage\n")),
+    ):
+        target = tmp_path / f"stages{suffix}"
+        code, _, _ = run("stages", H100, "-o", target)
+        assert code == 0 and check(target.read_text(encoding="utf-8")), suffix
+
+
+def test_unwritable_output_folder_fails_before_the_work(
+    read_only_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chmod 555 folder (the fixture says how root is stopped). `infer` must fail before it
+    builds the model: the trace engine is never opened, nor the model built."""
+    ro = read_only_dir
+    import dsocr_nsys.launch.infer as infer_mod
+    import dsocr_nsys.trace as trace_mod
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the work started")
+
+    monkeypatch.setattr(trace_mod, "open_trace", boom)
+    monkeypatch.setattr(infer_mod, "execute_infer", boom)
+    for args in (
+        ["stages", H100, "-o", ro / "out.json"],
+        ["info", H100, "-o", ro / "out.json"],
+        ["static", "--preset", "tiny", "--formulas-only", "-o", ro / "s.json"],
+        ["mfu", H100, "--static", "s.json", "-o", ro / "mfu"],
+        ["infer", "--preset", "tiny", "--device", "cpu", "-o", ro / "infer.json"],
+    ):
+        assert_one_line_error(args, f"cannot write into {ro} (permission denied)")
+    assert list(ro.iterdir()) == []
+
+
+def test_kernels_says_what_it_counts_and_hints_the_warmup_flag() -> None:
+    code, out, _ = run("kernels", DSOCR, "--top", "1")
+    assert code == 0 and "Counted: every kernel in the trace, warm-up included" in out
+    code, out, _ = run("kernels", DSOCR, "--top", "1", "--include-warmup")
+    assert "--include-warmup changes nothing here" in out
+    code, out, _ = run("kernels", DSOCR, "--stage", "warmup")
+    assert code == 0 and "(no rows)" in out and "pass --include-warmup to count them" in out
+    code, out, _ = run("kernels", DSOCR, "--stage", "warmup", "--include-warmup", "-f", "json")
+    assert json.loads(out)["kernels"][0]["instances"] == 9176
+
+
+def test_kernel_names_in_tables_stay_distinct() -> None:
+    _, out, _ = run("kernels", DSOCR, "-f", "csv")
+    full = [r["name"] for r in csv.DictReader(io.StringIO(out))]
+    _, out, _ = run("kernels", DSOCR)
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("-----")) + 1
+    rows = lines[start : start + len(full)]
+    width = lines[start - 1].index("  ")  # the name column's dashes
+    names = [line[:width].rstrip() for line in rows]
+    assert len(set(full)) == len(full) == 20
+    assert len(set(names)) == len(names) == 20  # was four alike `elementwise_kernel<(int)128,…`
+    assert any("CUDAFunctor_add<BFloat16>" in n for n in names)
+
+
+def test_stages_top_by_gpu_time_with_a_hint() -> None:
+    _, out, _ = run("stages", PYTORCH, "-f", "json")
+    every = json.loads(out)["stages"]
+    assert len(every) == 16_782
+    busiest = sorted(every, key=lambda r: -(r["busy_total_ns"] or 0))[:3]
+    _, out, _ = run("stages", PYTORCH, "--top", "3", "-f", "json")
+    shown = json.loads(out)
+    assert {r["name"] for r in shown["stages"]} == {r["name"] for r in busiest}
+    assert "showing the 3 of 16,782 stages with the most GPU busy time" in shown["notes"][-1]
+    _, out, _ = run("stages", PYTORCH)  # table: 50 rows by default, and says so
+    assert "showing the 50 of 16,782 stages" in out and len(out) < 30_000

@@ -99,7 +99,7 @@ def test_busy_time_is_the_union_of_op_intervals(request: pytest.FixtureRequest, 
             if tid & 0xFFFFFFFFFFFF == gtid and row["start_ns"] <= cs and ce <= row["end_ns"]
         ]
         assert len(mine) >= row["gpu_ops"]
-        assert row["gpu_busy_ns"] == union_length(mine), row["range_id"]
+        assert row["busy_ns"] == union_length(mine), row["range_id"]
         assert row["gpu_start_ns"] == min(s for s, _ in mine)
 
 
@@ -131,9 +131,9 @@ def test_busy_counts_overlap_once(tmp_path: Path) -> None:
     with open_trace(path) as trace:
         clip = trace.ranges(names=["clip"]).row(0, named=True)
         stages = trace.stages()
-    assert clip["gpu_busy_ns"] == union_length(intervals)
+    assert clip["busy_ns"] == union_length(intervals)
     assert clip["kernel_ns"] == sum(e - s for s, e in intervals)
-    assert clip["gpu_busy_ns"] == clip["kernel_ns"] - (e1 - (s2 - shift))
+    assert clip["busy_ns"] == clip["kernel_ns"] - (e1 - (s2 - shift))
     assert clip["device_ids"] == [0, 1] and clip["gpus"] == 2
     assert stages.filter(pl.col("name") == "clip")["device_ids"].to_list() == [[0, 1]]
 
@@ -235,7 +235,7 @@ def test_stages_stats_match_ranges(two_gpu: Trace) -> None:
     assert stages.height == 2
     for row in stages.iter_rows(named=True):
         mine = ranges.filter(pl.col("pid") == row["pid"])
-        busy = mine["gpu_busy_ns"].drop_nulls()
+        busy = mine["busy_ns"].drop_nulls()
         assert row["instances"] == mine.height
         assert row["gpu_instances"] == busy.len() <= mine.height
         assert row["gpu_ops"] == mine["gpu_ops"].sum()

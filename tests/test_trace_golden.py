@@ -99,9 +99,9 @@ def test_projection_equals_nvtx_gpu_proj_trace(traces: dict[str, Trace], stem: s
         bad = joined.filter(~pl.col(theirs).eq_missing(pl.col(mine)))
         assert bad.height == 0, f"{stem}: {mine} differs from nsys {theirs}:\n{bad.head(5)}"
     # The union of op intervals can never exceed the projected span, nor be empty.
-    assert (with_ops["gpu_busy_ns"] <= with_ops["proj_ns"]).all()
-    assert (with_ops["gpu_busy_ns"] > 0).all()
-    assert (with_ops["gpu_idle_ns"] == with_ops["proj_ns"] - with_ops["gpu_busy_ns"]).all()
+    assert (with_ops["busy_ns"] <= with_ops["proj_ns"]).all()
+    assert (with_ops["busy_ns"] > 0).all()
+    assert (with_ops["idle_ns"] == with_ops["proj_ns"] - with_ops["busy_ns"]).all()
 
 
 def runtime_rows_per_launch(stem: str) -> int:

@@ -102,6 +102,10 @@ def profile_run(
             "not apply to --command / -- CMD; give your program its own arguments"
         )
     options.validate()
+    if request.gpu is not None:  # a name mfu cannot use would fail only after the GPU run
+        from ..mfu.peaks import validate_gpu_name
+
+        validate_gpu_name(request.gpu)
     nsys = find_nsys(request.nsys, environ) if request.use_nsys else None
     run_dir = request.out
     if run_dir.exists() and not run_dir.is_dir():

@@ -10,12 +10,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import os
 import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +36,11 @@ INFER_LOG = "infer.log"
 STATIC_JSON = "static_compute.json"
 STATIC_LOG = "static.log"
 LATEST = "latest"
+
+
+def nsys_rep_for(trace_path: Path) -> Path:
+    """The ``.nsys-rep`` report beside an export (same stem), to open in the GUI."""
+    return trace_path.with_suffix(".nsys-rep")
 
 
 def utc_now() -> str:
@@ -70,22 +73,11 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Write JSON through a temporary file in the same folder and a rename (the same contract
-    as :func:`dsocr_nsys.output.write_atomic`, which imports polars; this must not)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a run folder is meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write JSON atomically with :func:`dsocr_nsys.output.write_atomic` (polars-free: it
+    imports click only), so ``run.json`` gets the mode a plain ``open()`` gives."""
+    from ..output import write_atomic
+
+    return write_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def runtime_environment(device: str) -> dict[str, Any]:

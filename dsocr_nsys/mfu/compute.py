@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -39,24 +38,31 @@ from ..errors import (
 )
 from ..settings import VARIANT_FIELDS
 from ..static.format import StageCompute, StaticCompute
+from ..vocab import (
+    BUSY,
+    DECODE,
+    DERIVED_STAGES,
+    IDLE,
+    LLM_PREFILL,
+    NVTX_DOMAIN,
+    NVTX_STAGES,
+    PREFILL,
+    PROJ,
+    RATE_BASES,
+    REQUEST,
+    STAGE_BY_NAME,
+    STAGE_ORDER,
+    TIME_BASE_BY_KEY,
+    TIME_BASES,
+    VISION,
+    VISION_PARTS,
+)
+from .checks import check_int64, impossible_findings, mark_impossible
+from .notes import Finding, note
 from .peaks import PeakChoice
 
-DOMAIN = "dsocr"
 TERA = 10**12
 GIGA = 10**9
-VISION_PARTS = ("sam", "clip", "projector")
-# rows mfu derives itself; a static entry of that name is not an NVTX range to look up
-DERIVED = ("vision", "llm_prefill")
-# Stage rows in display order; `vision` and `llm_prefill` are derived, `request`/`total` sums.
-PIPELINE = ("sam", "clip", "projector", "prefill", "decode")
-TIME_BASES = ("busy", "proj", "kernel", "cpu")
-BASE_COLUMN = {"busy": "gpu_busy_ns", "proj": "proj_ns", "kernel": "kernel_ns", "cpu": "cpu_ns"}
-BASE_TITLE = {
-    "busy": "GPU busy (union of op intervals)",
-    "proj": "projected GPU span",
-    "kernel": "kernel sum",
-    "cpu": "CPU range",
-}
 
 REQUIRED_COLUMNS = (
     "name",
@@ -64,25 +70,23 @@ REQUIRED_COLUMNS = (
     "tid",
     "start_ns",
     "end_ns",
-    "cpu_ns",
     "gpu_start_ns",
-    "proj_ns",
-    "kernel_ns",
-    "gpu_busy_ns",
-    "gpu_idle_ns",
+    *(b.column for b in TIME_BASES),
 )
+
+
+def _zero_times() -> dict[str, int]:
+    return {b.key: 0 for b in TIME_BASES}
 
 
 @dataclass
 class StageTimes:
-    """Totals over a set of range instances (ns) and the FLOPs/bytes they computed."""
+    """Totals over a set of range instances and the FLOPs/bytes they computed.
+
+    ``ns``: total ns per time-base key of :data:`dsocr_nsys.vocab.TIME_BASES`."""
 
     instances: int = 0
-    busy_ns: int = 0
-    proj_ns: int = 0
-    kernel_ns: int = 0
-    cpu_ns: int = 0
-    idle_ns: int = 0
+    ns: dict[str, int] = field(default_factory=_zero_times)
     gpu_ops: int = 0
     flops: int | None = None
     bytes: int | None = None
@@ -90,12 +94,8 @@ class StageTimes:
     first_gpu_start_ns: int | None = None
 
     def time(self, base: str) -> int:
-        return {
-            "busy": self.busy_ns,
-            "proj": self.proj_ns,
-            "kernel": self.kernel_ns,
-            "cpu": self.cpu_ns,
-        }[base]
+        """Total ns on the time base ``base`` (a :class:`~dsocr_nsys.vocab.TimeBase` key)."""
+        return self.ns[base]
 
 
 @dataclass
@@ -104,13 +104,21 @@ class MfuResult:
 
     ``stages``: one row per stage (wide: every time base, rate and ratio; the JSON/CSV table).
     ``decode``: one row per time base for the decode stage (tokens/s, per-step time, MBU).
+    ``peak``: the peak figures the rates are against and where they came from.
+    ``findings``: what the notes tell (rendered by :func:`dsocr_nsys.mfu.notes.note`).
+    ``meta``: the inputs' description (paths, configuration), set by the loader.
     """
 
     stages: pl.DataFrame
     decode: pl.DataFrame
     peak: PeakChoice
-    notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[str]:
+        """The findings as note lines, in the order found."""
+        return [note(f) for f in self.findings]
 
 
 # --- exact ratios ----------------------------------------------------------------------------
@@ -152,7 +160,7 @@ def select_ranges(ranges: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
         raise TraceContentError(f"trace engine frame lacks columns {missing}")
     sel = ranges.filter(pl.col("name").is_in(list(names)))
     if "domain" in sel.columns and sel.height:
-        ours = sel.filter(pl.col("domain") == DOMAIN)
+        ours = sel.filter(pl.col("domain") == NVTX_DOMAIN)
         if ours.height:
             sel = ours
     return sel.sort("start_ns")
@@ -205,28 +213,20 @@ def _totals(frame: pl.DataFrame) -> StageTimes:
     if frame.height == 0:
         return StageTimes()
     sums = frame.select(
-        pl.len().alias("n"),
-        pl.col("gpu_busy_ns").fill_null(0).sum().alias("busy"),
-        pl.col("proj_ns").fill_null(0).sum().alias("proj"),
-        pl.col("kernel_ns").fill_null(0).sum().alias("kernel"),
-        pl.col("cpu_ns").fill_null(0).sum().alias("cpu"),
-        pl.col("gpu_idle_ns").fill_null(0).sum().alias("idle"),
+        pl.len().alias("_n"),
+        *(pl.col(b.column).fill_null(0).sum().alias(b.key) for b in TIME_BASES),
         (pl.col("gpu_ops").fill_null(0).sum() if "gpu_ops" in frame.columns else pl.lit(0)).alias(
-            "ops"
+            "_ops"
         ),
-        pl.col("start_ns").min().alias("first"),
-        pl.col("gpu_start_ns").min().alias("first_gpu"),
+        pl.col("start_ns").min().alias("_first"),
+        pl.col("gpu_start_ns").min().alias("_first_gpu"),
     ).row(0, named=True)
     return StageTimes(
-        instances=int(sums["n"]),
-        busy_ns=int(sums["busy"]),
-        proj_ns=int(sums["proj"]),
-        kernel_ns=int(sums["kernel"]),
-        cpu_ns=int(sums["cpu"]),
-        idle_ns=int(sums["idle"]),
-        gpu_ops=int(sums["ops"] or 0),
-        first_start_ns=sums["first"],
-        first_gpu_start_ns=sums["first_gpu"],
+        instances=int(sums["_n"]),
+        ns={b.key: int(sums[b.key]) for b in TIME_BASES},
+        gpu_ops=int(sums["_ops"] or 0),
+        first_start_ns=sums["_first"],
+        first_gpu_start_ns=sums["_first_gpu"],
     )
 
 
@@ -263,7 +263,7 @@ def check_config(
         shown = ", ".join(str(v) for v in sorted(seen))
         problems.append(f"static config {field_name}={expected} but the trace's {what} say {shown}")
 
-    prefill = stage_frames.get("prefill")
+    prefill = stage_frames.get(PREFILL)
     if prefill is not None:
         compare(
             "prefill_tokens", cfg.get("prefill_tokens"), set(_payloads(prefill)), "prefill payloads"
@@ -275,7 +275,7 @@ def check_config(
             if views is not None:
                 views *= int(cfg.get("batch") or 1)
             compare("views", views, set(_payloads(frame)), f"{part} payloads")
-    decode = stage_frames.get("decode")
+    decode = stage_frames.get(DECODE)
     if decode is not None and cfg.get("decode_steps") is not None:
         counts = decode_steps_per_request(decode, requests, prefill)
         compare("decode_steps", cfg["decode_steps"], set(counts), "decode ranges per request")
@@ -308,15 +308,15 @@ def decode_steps_per_request(
 # --- the computation -------------------------------------------------------------------------
 
 
-def _own_figures(static: StaticCompute, notes: list[str]) -> StaticCompute:
+def _own_figures(static: StaticCompute, findings: list[Finding]) -> StaticCompute:
     """The static file with each NVTX range's *own* figures: when its ``prefill`` entry
     ``contains`` vision (``dsocr-nsys static`` writes the whole range: vision + LLM), prefill
     becomes the LLM part (``llm_flops``; bytes = prefill − vision bytes), so that vision
     nested in a traced prefill is added back from the trace's own nesting and never twice."""
-    pre = static.stage("prefill")
-    if pre is None or "vision" not in (pre.extra.get("contains") or []):
+    pre = static.stage(PREFILL)
+    if pre is None or VISION not in (pre.extra.get("contains") or []):
         return static
-    vision = static.stage("vision")
+    vision = static.stage(VISION)
     llm_flops = pre.extra.get("llm_flops")
     if llm_flops is None and pre.extra.get("vision_flops") is not None:
         llm_flops = pre.flops - int(pre.extra["vision_flops"])
@@ -332,13 +332,18 @@ def _own_figures(static: StaticCompute, notes: list[str]) -> StaticCompute:
         if pre.bytes is not None and vision is not None and vision.bytes is not None
         else None
     )
-    notes.append(
-        f"static prefill ({pre.flops:,} FLOPs) contains vision: the LLM part "
-        f"({int(llm_flops):,} FLOPs{'' if llm_bytes is not None else ', bytes unknown'}) is "
-        "prefill's own figure; vision FLOPs nested in a prefill range are added from the trace"
+    findings.append(
+        Finding(
+            "prefill_contains_vision",
+            {
+                "prefill_flops": pre.flops,
+                "llm_flops": int(llm_flops),
+                "llm_bytes_known": llm_bytes is not None,
+            },
+        )
     )
     stages = dict(static.stages)
-    stages["prefill"] = replace(pre, flops=int(llm_flops), bytes=llm_bytes)
+    stages[PREFILL] = replace(pre, flops=int(llm_flops), bytes=llm_bytes)
     return replace(static, stages=stages)
 
 
@@ -346,7 +351,7 @@ def _static_counts(
     stage: StageCompute | None,
     frame: pl.DataFrame,
     is_decode: bool,
-    notes: list[str],
+    findings: list[Finding],
     static: StaticCompute,
 ) -> tuple[int | None, int | None, list[int | None] | None, list[int | None] | None]:
     """Total FLOPs and bytes over the instances in ``frame`` and the per-instance values."""
@@ -369,26 +374,36 @@ def _static_counts(
                 coeff.bytes(p) if (p is not None and has_bytes) else stage.bytes for p in payloads
             ]
             ctxs = [p for p in payloads if p is not None]
-            notes.append(
-                f"decode FLOPs{' and bytes' if has_bytes else ''} computed per step from the "
-                f"static per_step coefficients and each decode range's context-length payload "
-                f"({with_payload} of {n} steps, context {min(ctxs)}..{max(ctxs)} tokens)"
+            findings.append(
+                Finding(
+                    "decode_per_step",
+                    {
+                        "with_bytes": bool(has_bytes),
+                        "with_payload": with_payload,
+                        "steps": n,
+                        "context_min": min(ctxs),
+                        "context_max": max(ctxs),
+                    },
+                )
             )
             if with_payload < n:
-                notes.append(
-                    f"{n - with_payload} decode ranges carry no payload: the static per-step "
-                    f"figure (context mode {mode}) is used for them"
+                findings.append(
+                    Finding(
+                        "decode_steps_without_payload",
+                        {"count": n - with_payload, "context_mode": mode},
+                    )
                 )
         else:
-            why = (
-                "carry no context-length payloads"
-                if not with_payload
-                else ("have payloads but the static file has no per_step coefficients")
-            )
-            notes.append(
-                f"decode ranges {why}: decode FLOPs/bytes = {n} steps × the static per-step "
-                f"figure computed for context mode {mode!r}"
-                + (f" ({ctx} context tokens)" if ctx is not None else "")
+            findings.append(
+                Finding(
+                    "decode_static_figure",
+                    {
+                        "has_payloads": bool(with_payload),
+                        "steps": n,
+                        "context_mode": mode,
+                        "context_tokens": ctx,
+                    },
+                )
             )
     return _sum_opt(per_flops), _sum_opt(per_bytes), per_flops, per_bytes
 
@@ -408,23 +423,19 @@ def _row(
         "first_start_ns": t.first_start_ns,
         "first_gpu_start_ns": t.first_gpu_start_ns,
         "gpu_ops": t.gpu_ops,
-        "busy_ns": t.busy_ns,
-        "proj_ns": t.proj_ns,
-        "kernel_ns": t.kernel_ns,
-        "cpu_ns": t.cpu_ns,
-        "idle_ns": t.idle_ns,
-        "gpu_idle_pct": (100.0 * t.idle_ns / t.proj_ns) if t.proj_ns else None,
+        **{b.total: t.time(b.key) for b in TIME_BASES},
+        "gpu_idle_pct": (100.0 * t.time(IDLE) / t.time(PROJ)) if t.time(PROJ) else None,
         "total_flops": t.flops,
         "total_bytes": t.bytes,
     }
-    for base in TIME_BASES:
-        time_ns = t.time(base)
-        row[f"{base}_tflops"] = tflops_rate(t.flops, time_ns)
-        row[f"mfu_{base}_pct"] = utilisation_pct(t.flops, peak.peak_tflops, TERA, time_ns)
-    for base in TIME_BASES:
-        time_ns = t.time(base)
-        row[f"{base}_gbps"] = gbps_rate(t.bytes, time_ns)
-        row[f"mbu_{base}_pct"] = utilisation_pct(t.bytes, peak.peak_gbps, GIGA, time_ns)
+    for b in RATE_BASES:
+        time_ns = t.time(b.key)
+        row[b.tflops] = tflops_rate(t.flops, time_ns)
+        row[b.mfu_pct] = utilisation_pct(t.flops, peak.peak_tflops, TERA, time_ns)
+    for b in RATE_BASES:
+        time_ns = t.time(b.key)
+        row[b.gbps] = gbps_rate(t.bytes, time_ns)
+        row[b.mbu_pct] = utilisation_pct(t.bytes, peak.peak_gbps, GIGA, time_ns)
     intensity = float(Fraction(t.flops, t.bytes)) if t.flops is not None and t.bytes else None
     row["intensity_flop_per_byte"] = intensity
     row["ridge_flop_per_byte"] = ridge
@@ -437,17 +448,16 @@ def _row(
     if intensity is not None and peak.peak_tflops and peak.peak_gbps:
         attainable = min(peak.peak_tflops, intensity * peak.peak_gbps / 1e3)
         row["attainable_tflops"] = attainable
-        busy = row["busy_tflops"]
+        busy = row[TIME_BASE_BY_KEY[BUSY].tflops]
         row["attainable_busy_pct"] = 100.0 * busy / attainable if busy is not None else None
     else:
         row["attainable_tflops"] = None
         row["attainable_busy_pct"] = None
-    steps = decode_steps if decode_steps is not None else None
-    row["decode_steps"] = steps
-    for base in TIME_BASES:
-        time_ns = t.time(base)
-        row[f"tokens_per_s_{base}"] = (
-            float(Fraction(steps * 10**9, time_ns)) if steps and time_ns else None
+    row["decode_steps"] = decode_steps
+    for b in RATE_BASES:
+        time_ns = t.time(b.key)
+        row[f"tokens_per_s_{b.key}"] = (
+            float(Fraction(decode_steps * 10**9, time_ns)) if decode_steps and time_ns else None
         )
     return row
 
@@ -459,25 +469,21 @@ _SCHEMA: dict[str, Any] = {
     "first_start_ns": pl.Int64,
     "first_gpu_start_ns": pl.Int64,
     "gpu_ops": pl.Int64,
-    "busy_ns": pl.Int64,
-    "proj_ns": pl.Int64,
-    "kernel_ns": pl.Int64,
-    "cpu_ns": pl.Int64,
-    "idle_ns": pl.Int64,
+    **{b.total: pl.Int64 for b in TIME_BASES},
     "gpu_idle_pct": pl.Float64,
     "total_flops": pl.Int64,
     "total_bytes": pl.Int64,
-    **{f"{b}_tflops": pl.Float64 for b in TIME_BASES},
-    **{f"mfu_{b}_pct": pl.Float64 for b in TIME_BASES},
-    **{f"{b}_gbps": pl.Float64 for b in TIME_BASES},
-    **{f"mbu_{b}_pct": pl.Float64 for b in TIME_BASES},
+    **{b.tflops: pl.Float64 for b in RATE_BASES},
+    **{b.mfu_pct: pl.Float64 for b in RATE_BASES},
+    **{b.gbps: pl.Float64 for b in RATE_BASES},
+    **{b.mbu_pct: pl.Float64 for b in RATE_BASES},
     "intensity_flop_per_byte": pl.Float64,
     "ridge_flop_per_byte": pl.Float64,
     "bound": pl.String,
     "attainable_tflops": pl.Float64,
     "attainable_busy_pct": pl.Float64,
     "decode_steps": pl.Int64,
-    **{f"tokens_per_s_{b}": pl.Float64 for b in TIME_BASES},
+    **{f"tokens_per_s_{b.key}": pl.Float64 for b in RATE_BASES},
 }
 
 
@@ -496,16 +502,17 @@ def compute_mfu(
     not, as the caller chose). Raises :class:`StageNotFoundError` when no stage name occurs,
     :class:`TraceContentError` for a stage whose every instance has zero length, and
     :class:`ConfigMismatchError` when the static configuration does not describe the trace
-    (unless ``allow_mismatch``).
+    (unless ``allow_mismatch``). The result carries ``peak`` as given; its ``meta`` is empty
+    (the loader describes the inputs).
     """
-    notes: list[str] = list(peak.notes)
-    static = _own_figures(static, notes)
-    stage_names = list(PIPELINE) + [
-        s for s in static.stages if s not in PIPELINE and s not in DERIVED
+    findings: list[Finding] = [Finding("peak", {"text": text}) for text in peak.notes]
+    static = _own_figures(static, findings)
+    stage_names = list(NVTX_STAGES) + [
+        s for s in static.stages if s not in NVTX_STAGES and s not in DERIVED_STAGES
     ]
-    sel = select_ranges(ranges, [*stage_names, "request"])
-    requests = sel.filter(pl.col("name") == "request")
-    sel = sel.filter(pl.col("name") != "request")
+    sel = select_ranges(ranges, [*stage_names, REQUEST])
+    requests = sel.filter(pl.col("name") == REQUEST)
+    sel = sel.filter(pl.col("name") != REQUEST)
     present = [s for s in stage_names if sel.filter(pl.col("name") == s).height]
     if not present:
         found = sorted(set(ranges["name"].drop_nulls().to_list())) if ranges.height else []
@@ -532,7 +539,7 @@ def compute_mfu(
                 f"{problems[0]}; regenerate the static file for this run "
                 "(`dsocr-nsys static`) or pass --allow-mismatch"
             )
-        notes.extend(f"--allow-mismatch: {p}" for p in problems)
+        findings.extend(Finding("config_mismatch_allowed", {"problem": p}) for p in problems)
 
     ridge = peak.ridge_flops_per_byte
     rows: list[dict[str, Any]] = []
@@ -543,37 +550,34 @@ def compute_mfu(
         frame = frames[s]
         t = _totals(frame)
         stage = static.stage(s)
-        flops, nbytes, per_f, per_b = _static_counts(stage, frame, s == "decode", notes, static)
+        flops, nbytes, per_f, per_b = _static_counts(stage, frame, s == DECODE, findings, static)
         t.flops, t.bytes = flops, nbytes
         totals[s] = t
         if per_f is not None and per_b is not None:
             per_instance_flops[s] = per_f
             per_instance_bytes[s] = per_b
         if stage is None:
-            notes.append(f"{s}: not in the static file, time only")
+            findings.append(Finding("stage_not_in_static", {"stage": s}))
         else:
-            zero = [BASE_TITLE[b] for b in TIME_BASES if t.time(b) == 0]
+            zero = [b.key for b in RATE_BASES if t.time(b.key) == 0]
             if zero:
-                notes.append(
-                    f"{s}: {', '.join(zero)} 0 ns (no GPU work recorded in the range?): "
-                    "rates on those time bases are left empty"
-                )
-    missing = [s for s in static.stages if s not in present and s not in DERIVED]
+                findings.append(Finding("zero_time_bases", {"stage": s, "bases": zero}))
+    missing = [s for s in static.stages if s not in present and s not in DERIVED_STAGES]
     if missing:
-        notes.append(f"static stages not in the trace (no row): {', '.join(missing)}")
+        findings.append(Finding("static_stages_not_traced", {"stages": missing}))
 
     vision_present = [p for p in VISION_PARTS if p in totals]
 
     # vision nested in prefill: which vision instances sit inside a prefill range
     nested: dict[str, list[bool]] = {}
-    if "prefill" in frames:
+    if PREFILL in frames:
         for p in vision_present:
-            owners = _contained(frames[p], frames["prefill"])
+            owners = _contained(frames[p], frames[PREFILL])
             nested[p] = [o is not None for o in owners]
     any_nested = any(any(v) for v in nested.values())
 
     for s in present:
-        if s == "prefill":
+        if s == PREFILL:
             continue
         rows.append(
             _row(
@@ -582,56 +586,44 @@ def compute_mfu(
                 totals[s],
                 peak,
                 ridge,
-                decode_steps=totals[s].instances if s == "decode" else None,
+                decode_steps=totals[s].instances if s == DECODE else None,
             )
         )
     if vision_present:
-        rows.append(
-            _row(
-                "vision", "sam+clip+projector", _vision_totals(totals, vision_present), peak, ridge
-            )
-        )
-    if "prefill" in totals:
+        kind = "+".join(STAGE_BY_NAME[VISION].parts)
+        rows.append(_row(VISION, kind, _vision_totals(totals, vision_present), peak, ridge))
+    if PREFILL in totals:
         rows.extend(
             _prefill_rows(
-                totals, frames, nested, per_instance_flops, per_instance_bytes, peak, ridge, notes
+                totals,
+                frames,
+                nested,
+                per_instance_flops,
+                per_instance_bytes,
+                peak,
+                ridge,
+                findings,
             )
         )
-    if vision_present and "prefill" in totals and not any_nested:
-        notes.append(
-            "vision ranges are not nested in prefill ranges: prefill's time and FLOPs are "
-            "the LLM's only"
-        )
-    # order: vision parts, vision, prefill rows, decode, others, then the total
-    order = {
-        name: i
-        for i, name in enumerate([*VISION_PARTS, "vision", "prefill", "llm_prefill", "decode"])
-    }
+    if vision_present and PREFILL in totals and not any_nested:
+        findings.append(Finding("vision_not_nested"))
+    # the vocabulary's report order; stages it does not know after them, then the total
+    order = {name: i for i, name in enumerate(STAGE_ORDER) if name != REQUEST}
     rows.sort(key=lambda r: order.get(r["stage"], len(order)))
 
-    total_row, total_note = _total_row(sel, frames, totals, requests, peak, ridge)
+    total_row, total_finding = _total_row(sel, frames, totals, requests, peak, ridge)
     rows.append(total_row)
-    notes.append(total_note)
+    findings.append(total_finding)
 
-    over = [r["stage"] for r in rows if (r["mfu_busy_pct"] or 0) > 100]
-    if over:
-        notes.append(
-            f"MFU above 100 % of peak on GPU busy time ({', '.join(over)}): the static file "
-            "or the peak does not describe this run"
-        )
-    stages = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
-    decode = decode_table(totals.get("decode"), peak)
-    meta = {
-        "peak_gpu": peak.gpu,
-        "peak_tflops": peak.peak_tflops,
-        "peak_tflops_source": peak.tflops_source,
-        "peak_gbps": peak.peak_gbps,
-        "peak_gbps_source": peak.gbps_source,
-        "ridge_flop_per_byte": ridge,
-        "peak_citation": peak.citation,
-        "detected_gpu": peak.detected_name,
-    }
-    return MfuResult(stages=stages, decode=decode, peak=peak, notes=notes, meta=meta)
+    check_int64(rows)
+    stages = mark_impossible(pl.DataFrame(rows, schema=_SCHEMA, orient="row"))
+    findings.extend(impossible_findings(stages))
+    decode = decode_table(totals.get(DECODE), peak)
+    return MfuResult(stages=stages, decode=decode, peak=peak, findings=findings)
+
+
+def _sum_times(parts: Sequence[StageTimes]) -> dict[str, int]:
+    return {b.key: sum(t.time(b.key) for t in parts) for b in TIME_BASES}
 
 
 def _vision_totals(totals: dict[str, StageTimes], parts: Sequence[str]) -> StageTimes:
@@ -642,11 +634,7 @@ def _vision_totals(totals: dict[str, StageTimes], parts: Sequence[str]) -> Stage
     gstarts = [t.first_gpu_start_ns for t in ts if t.first_gpu_start_ns is not None]
     return StageTimes(
         instances=max(t.instances for t in ts),
-        busy_ns=sum(t.busy_ns for t in ts),
-        proj_ns=sum(t.proj_ns for t in ts),
-        kernel_ns=sum(t.kernel_ns for t in ts),
-        cpu_ns=sum(t.cpu_ns for t in ts),
-        idle_ns=sum(t.idle_ns for t in ts),
+        ns=_sum_times(ts),
         gpu_ops=sum(t.gpu_ops for t in ts),
         flops=_sum_opt([t.flops for t in ts]),
         bytes=_sum_opt([t.bytes for t in ts]),
@@ -663,7 +651,7 @@ def _prefill_rows(
     per_instance_bytes: dict[str, list[int | None]],
     peak: PeakChoice,
     ridge: float | None,
-    notes: list[str],
+    findings: list[Finding],
 ) -> list[dict[str, Any]]:
     """``prefill`` (the NVTX range as measured) and, when vision ranges are nested in it,
     ``llm_prefill`` (the range minus its nested vision ranges).
@@ -671,15 +659,15 @@ def _prefill_rows(
     The static ``prefill`` entry is the LLM forward only, so the ``prefill`` row's FLOPs are
     the LLM's plus those of the vision instances nested in it: the range's time and the
     FLOPs done in it then cover the same work."""
-    base = totals["prefill"]
+    base = totals[PREFILL]
     rows = []
     nested_frames = {
         p: frames[p].filter(pl.Series(flags)) for p, flags in nested.items() if any(flags)
     }
     if not nested_frames:
-        rows.append(_row("prefill", "range", base, peak, ridge))
+        rows.append(_row(PREFILL, "range", base, peak, ridge))
         return rows
-    nested_times = {p: _totals(f) for p, f in nested_frames.items()}
+    nested_times = [_totals(f) for f in nested_frames.values()]
     vision_flops: list[int | None] = []
     vision_bytes: list[int | None] = []
     for p, flags in nested.items():
@@ -689,34 +677,24 @@ def _prefill_rows(
         vision_bytes.append(_sum_opt([b for b, k in zip(per_b, flags, strict=True) if k]))
     nv_flops = _sum_opt(vision_flops)
     nv_bytes = _sum_opt(vision_bytes)
-    incl = StageTimes(**{**base.__dict__})
-    incl.flops = None if base.flops is None or nv_flops is None else base.flops + nv_flops
-    incl.bytes = None if base.bytes is None or nv_bytes is None else base.bytes + nv_bytes
-    rows.append(_row("prefill", "range incl. vision", incl, peak, ridge))
-    llm = StageTimes(
-        instances=base.instances,
-        busy_ns=base.busy_ns - sum(t.busy_ns for t in nested_times.values()),
-        proj_ns=base.proj_ns - sum(t.proj_ns for t in nested_times.values()),
-        kernel_ns=base.kernel_ns - sum(t.kernel_ns for t in nested_times.values()),
-        cpu_ns=base.cpu_ns - sum(t.cpu_ns for t in nested_times.values()),
-        gpu_ops=base.gpu_ops - sum(t.gpu_ops for t in nested_times.values()),
-        flops=base.flops,
-        bytes=base.bytes,
-        first_start_ns=base.first_start_ns,
-        first_gpu_start_ns=base.first_gpu_start_ns,
+    incl = replace(
+        base,
+        flops=None if base.flops is None or nv_flops is None else base.flops + nv_flops,
+        bytes=None if base.bytes is None or nv_bytes is None else base.bytes + nv_bytes,
     )
-    llm.idle_ns = llm.proj_ns - llm.busy_ns
-    rows.append(_row("llm_prefill", "prefill minus nested vision", llm, peak, ridge))
-    notes.append(
-        "prefill row = the prefill NVTX range as measured (vision nested inside): its FLOPs "
-        "are the static LLM prefill plus the nested vision stages'; llm_prefill = prefill "
-        "minus the nested sam/clip/projector ranges on every time base, with the LLM-only FLOPs"
+    rows.append(_row(PREFILL, "range incl. vision", incl, peak, ridge))
+    # Every time base is a sum over instances, so prefill minus its nested ranges is exact on
+    # each (idle too: it is proj - busy per instance).
+    nested_sum = _sum_times(nested_times)
+    llm = replace(
+        base,
+        ns={k: base.time(k) - nested_sum[k] for k in base.ns},
+        gpu_ops=base.gpu_ops - sum(t.gpu_ops for t in nested_times),
     )
+    rows.append(_row(LLM_PREFILL, "prefill minus nested vision", llm, peak, ridge))
+    findings.append(Finding("prefill_rows"))
     if incl.flops is None and base.flops is not None:
-        notes.append(
-            "prefill (incl. vision): a nested vision stage has no static FLOPs, so the "
-            "row's FLOPs are left empty; read llm_prefill"
-        )
+        findings.append(Finding("prefill_flops_unknown"))
     return rows
 
 
@@ -727,7 +705,7 @@ def _total_row(
     requests: pl.DataFrame,
     peak: PeakChoice,
     ridge: float | None,
-) -> tuple[dict[str, Any], str]:
+) -> tuple[dict[str, Any], Finding]:
     """The whole request: times of the ``request`` ranges when the trace has them, else the
     sum over top-level stage ranges (those inside no other stage range). FLOPs are each
     counted stage instance's own static figure once (the static prefill is LLM-only, so
@@ -738,33 +716,23 @@ def _total_row(
     has_bytes = [s for s in counted if totals[s].bytes is not None]
     all_bytes = bool(counted) and has_bytes == counted
     nbytes = sum(totals[s].bytes or 0 for s in has_bytes) if all_bytes else None
+    data: dict[str, Any] = {"requests": requests.height, "no_static": no_static}
     if requests.height:
         t = _totals(requests)
-        name, kind = "request", "request ranges"
-        note = (
-            f"request row: {requests.height} request range(s); FLOPs = sum over the stages "
-            "with static figures"
-        )
+        name, kind = REQUEST, "request ranges"
         # stage instances outside every request would inflate FLOPs: count only those inside
         inside = 0
         for s in counted:
             owners = _contained(frames[s], requests)
             inside += sum(o is not None for o in owners)
-        total_instances = sum(frames[s].height for s in counted)
-        if inside != total_instances:
-            note += f" ({total_instances - inside} stage instances lie outside request ranges)"
+        data["outside"] = sum(frames[s].height for s in counted) - inside
     else:
         top = sel.filter(pl.Series(_top_level(sel)))
         t = _totals(top)
         name, kind = "total", "sum of top-level stages"
-        note = (
-            "no request ranges in the trace: the total row sums the top-level stage ranges "
-            f"({', '.join(sorted(set(top['name'].to_list())))}), gaps between them excluded"
-        )
-    if no_static:
-        note += f"; {', '.join(no_static)} have no static FLOPs and add time only"
+        data["top_level"] = sorted(set(top["name"].to_list()))
     t.flops, t.bytes = flops, nbytes
-    return _row(name, kind, t, peak, ridge), note
+    return _row(name, kind, t, peak, ridge), Finding("total_row", data)
 
 
 def decode_table(t: StageTimes | None, peak: PeakChoice) -> pl.DataFrame:
@@ -786,11 +754,11 @@ def decode_table(t: StageTimes | None, peak: PeakChoice) -> pl.DataFrame:
     if t is None or t.instances == 0:
         return pl.DataFrame(schema=schema)
     rows = []
-    for base in TIME_BASES:
-        time_ns = t.time(base)
+    for b in RATE_BASES:
+        time_ns = t.time(b.key)
         rows.append(
             {
-                "time_base": base,
+                "time_base": b.key,
                 "steps": t.instances,
                 "time_ns": time_ns,
                 "step_mean_ns": time_ns / t.instances,
@@ -804,8 +772,3 @@ def decode_table(t: StageTimes | None, peak: PeakChoice) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(rows, schema=schema, orient="row")
-
-
-def nsys_rep_for(trace_path: Path) -> Path:
-    """The ``.nsys-rep`` report beside an export (same stem), to open in the GUI."""
-    return trace_path.with_suffix(".nsys-rep")

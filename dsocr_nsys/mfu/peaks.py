@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -61,6 +62,7 @@ class PeakChoice:
     detected_name: str | None = None
     citation: str | None = None
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # also in notes; the CLI repeats these on stderr
 
     @property
     def ridge_flops_per_byte(self) -> float | None:
@@ -79,9 +81,33 @@ class TraceGpu:
     memory_bandwidth_bps: float | None = None
 
 
+# Words users glue to the model number: ``rtx5090`` is ``rtx 5090``, ``h100sxm`` ``h100 sxm``.
+_GLUED_PREFIX = re.compile(r"^(rtx|gtx)(\d.*)$")
+_GLUED_SUFFIX = re.compile(r"^(.*\d)(sxm\d?|pcie|nvl)$")
+
+
+def normalise_gpu_name(name: str) -> str:
+    """One spelling for a GPU name as users type it and as nsys records it: lower case, words
+    split at anything not a letter or digit (spaces, dashes), vendor words dropped, and a
+    model number glued to its family or form factor split off (``RTX 5090``, ``rtx-5090``,
+    ``rtx5090`` -> ``rtx 5090``; ``H100-SXM``, ``h100sxm`` -> ``h100 sxm``)."""
+    words: list[str] = []
+    for word in re.split(r"[^a-z0-9]+", name.lower()):
+        if not word or word in _NOISE:
+            continue
+        for pattern in (_GLUED_PREFIX, _GLUED_SUFFIX):
+            m = pattern.match(word)
+            if m:
+                words += [m.group(1), m.group(2)]
+                break
+        else:
+            words.append(word)
+    return " ".join(words)
+
+
 def tokens_of(name: str) -> set[str]:
-    """Lower-case alphanumeric words of a GPU name, vendor words dropped."""
-    return {t for t in re.split(r"[^a-z0-9]+", name.lower()) if t and t not in _NOISE}
+    """The words of :func:`normalise_gpu_name` as a set (what the table rows match)."""
+    return set(normalise_gpu_name(name).split())
 
 
 @cache
@@ -131,6 +157,11 @@ def lookup_gpu(name: str, trace_gpus: Iterable[TraceGpu] = ()) -> GpuPeak:
     """The table row for a user-given name (``--gpu``): the table name itself (case, spaces
     and dashes ignored), else the rows whose name tokens match, narrowed by the GPU the trace
     recorded when several match (``--gpu h100`` on a 132-SM trace is the H100 SXM)."""
+    if not tokens_of(name):
+        raise UnknownGpuError(
+            f"--gpu {name!r} names no GPU; give a peak-table name (known: {_known_list()}) "
+            "or leave --gpu out to use the GPU the trace recorded"
+        )
     key = " ".join(sorted(tokens_of(name)))
     for row in peak_table():
         if " ".join(sorted(tokens_of(row.gpu))) == key:
@@ -148,6 +179,23 @@ def lookup_gpu(name: str, trace_gpus: Iterable[TraceGpu] = ()) -> GpuPeak:
             "give one of these names"
         )
     raise UnknownGpuError(f"--gpu {name!r} is not in the peak table; known: {_known_list()}")
+
+
+def validate_gpu_name(name: str) -> None:
+    """Raise :class:`UnknownGpuError` unless ``name`` names at least one peak-table row (a
+    name that several rows share, such as ``h100``, is settled later by the trace's SM
+    count). ``profile --gpu`` calls this before it runs anything."""
+    try:
+        lookup_gpu(name)
+    except UnknownGpuError:
+        if not tokens_of(name) or not any(row.matches(tokens_of(name)) for row in peak_table()):
+            raise
+
+
+def check_peak_override(value: float | None, flag: str) -> None:
+    """A ``--peak-tflops`` / ``--peak-gbps`` value must be a finite positive number."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise DsocrError(f"{flag} {value!r} is not a finite positive number; give e.g. 989")
 
 
 def detect_gpu(
@@ -188,15 +236,25 @@ def choose_peak(
     Raises :class:`UnknownGpuError` when no TFLOP/s figure can be found, or when the trace
     holds GPUs of different models and nothing says which one to use."""
     env = os.environ if env is None else env
+    check_peak_override(peak_tflops, "--peak-tflops")
+    check_peak_override(peak_gbps, "--peak-gbps")
     gpus = list(gpus)
     notes: list[str] = []
+    warnings: list[str] = []
     detected_name = ", ".join(sorted({g.name for g in gpus})) or None
 
     row: GpuPeak | None = None
     row_source = ""
-    if gpu:
+    if gpu is not None:
         row = lookup_gpu(gpu, gpus)
         row_source = f"--gpu {gpu}"
+        seen = {detect_gpu(g.name, g.sm_count, g.memory_bandwidth_bps) for g in gpus}
+        seen_rows = sorted(r.gpu for r in seen if r is not None)
+        if seen_rows and row.gpu not in seen_rows:
+            warnings.append(
+                f"--gpu {gpu} ({row.gpu}) is not the GPU the trace recorded ({detected_name}, "
+                f"peak table {', '.join(seen_rows)}): figures are against the {row.gpu} peaks"
+            )
     else:
         models = {}
         for g in gpus:
@@ -219,20 +277,18 @@ def choose_peak(
                 "pass --gpu NAME or --peak-tflops"
             )
 
-    env_tflops = _env_float(env, ENV_TFLOPS)
-    env_gbps = _env_float(env, ENV_GBPS)
-
     def pick(
         flag: float | None,
         flag_name: str,
-        env_value: float | None,
         env_key: str,
         table_value: float | None,
     ) -> tuple[float | None, str]:
+        # the environment is read only when nothing before it in the precedence decides
         if flag is not None:
             return flag, flag_name
-        if gpu and row is not None:
+        if gpu is not None and row is not None:
             return table_value, f"peak table {row.gpu}, {row_source}"
+        env_value = _env_float(env, env_key)
         if env_value is not None:
             return env_value, f"environment {env_key}"
         if row is not None:
@@ -240,11 +296,9 @@ def choose_peak(
         return None, "none"
 
     tflops, tflops_source = pick(
-        peak_tflops, "--peak-tflops", env_tflops, ENV_TFLOPS, row.peak_tflops if row else None
+        peak_tflops, "--peak-tflops", ENV_TFLOPS, row.peak_tflops if row else None
     )
-    gbps, gbps_source = pick(
-        peak_gbps, "--peak-gbps", env_gbps, ENV_GBPS, row.peak_gbps if row else None
-    )
+    gbps, gbps_source = pick(peak_gbps, "--peak-gbps", ENV_GBPS, row.peak_gbps if row else None)
     if tflops is None:
         what = (
             f"GPU {detected_name!r} is not in the peak table"
@@ -264,5 +318,6 @@ def choose_peak(
         gbps_source=gbps_source,
         detected_name=detected_name,
         citation=row.source if row else None,
-        notes=tuple(notes),
+        notes=tuple(notes + warnings),
+        warnings=tuple(warnings),
     )

@@ -11,10 +11,13 @@ from typing import Any
 
 import polars as pl
 
-from ..output import Report, render, write_atomic
+from ..launch.runinfo import nsys_rep_for
+from ..output import Report, render, write_dir_atomic
 from ..static.format import load_static
-from .compute import MfuResult, compute_mfu, nsys_rep_for
-from .peaks import TraceGpu, choose_peak
+from ..vocab import BUSY, PROJ, RATE_BASES, TIME_BASE_BY_KEY
+from .compute import MfuResult, compute_mfu
+from .notes import Finding
+from .peaks import PeakChoice, TraceGpu, choose_peak
 
 TITLE = "dsocr-nsys mfu: model FLOPs and bandwidth utilisation per stage"
 
@@ -22,41 +25,29 @@ MFU_COLUMNS = [
     "stage",
     "instances",
     "total_flops",
-    "busy_tflops",
-    "mfu_busy_pct",
-    "proj_tflops",
-    "mfu_proj_pct",
-    "kernel_tflops",
-    "mfu_kernel_pct",
-    "cpu_tflops",
-    "mfu_cpu_pct",
+    *(c for b in RATE_BASES for c in (b.tflops, b.mfu_pct)),
 ]
 TIME_COLUMNS = [
     "stage",
     "kind",
     "instances",
     "gpu_ops",
-    "busy_ns",
-    "proj_ns",
-    "kernel_ns",
-    "cpu_ns",
+    *(b.total for b in RATE_BASES),
     "gpu_idle_pct",
 ]
+# The roofline's bandwidth columns: the two GPU bases a memory-bound stage is judged on.
 ROOFLINE_COLUMNS = [
     "stage",
     "total_flops",
     "total_bytes",
     "intensity_flop_per_byte",
     "bound",
-    "busy_gbps",
-    "mbu_busy_pct",
-    "proj_gbps",
-    "mbu_proj_pct",
+    *(c for k in (BUSY, PROJ) for c in (TIME_BASE_BY_KEY[k].gbps, TIME_BASE_BY_KEY[k].mbu_pct)),
     "attainable_tflops",
     "attainable_busy_pct",
 ]
 TIMELINE_COLUMNS = ["stage", "first_start_ns", "first_gpu_start_ns"]
-PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_roofline.png")
+PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_mbu.png", "mfu_roofline.png")
 
 
 def _run_beside(trace: Path) -> dict[str, Any] | None:
@@ -83,15 +74,17 @@ def analyse(
     env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> MfuResult:
-    """Join a trace's per-stage times with a static-compute file (see :func:`compute_mfu`)."""
+    """Load, compute, describe: read the static file and the trace's ranges and GPUs, choose
+    the peak, run :func:`~dsocr_nsys.mfu.compute.compute_mfu`, and add the inputs' description
+    (``meta``) and the findings about them."""
     from ..trace import open_trace  # the trace engine; imported here so peaks/compute stand alone
 
     say = progress or (lambda _msg: None)
     static = load_static(static_path)  # fail fast on a bad static file before reading the trace
     say(f"reading {trace_path}")
-    trace = open_trace(trace_path)
-    info = trace.info()
-    ranges = trace.ranges(include_warmup=include_warmup)
+    with open_trace(trace_path) as trace:
+        gpus_in_trace = trace.gpus()
+        ranges = trace.ranges(include_warmup=include_warmup)
     # the GPUs the ranges' work ran on, when the engine says (a mixed machine: only those count)
     used: set[int] = set()
     if "device_ids" in ranges.columns:
@@ -103,7 +96,7 @@ def analyse(
             sm_count=getattr(g, "sm_count", None),
             memory_bandwidth_bps=getattr(g, "memory_bandwidth_bps", None),
         )
-        for g in info.gpus
+        for g in gpus_in_trace
         if g.name and (not used or g.id in used)
     ]
     peak = choose_peak(
@@ -122,21 +115,29 @@ def analyse(
         "static": str(static_path),
         "config": ", ".join(f"{k}={v}" for k, v in static.config.items()) or None,
         "warmup": "included" if include_warmup else "excluded",
-        **result.meta,
     }
     if not rep.exists():
-        result.notes.append(
-            f"{rep.name} is not beside the export; open the .nsys-rep this export came from"
-        )
+        result.findings.append(Finding("nsys_rep_missing", {"name": rep.name}))
     dtype = str(static.config.get("dtype", "")).lower()
     if dtype and dtype not in ("bfloat16", "bf16", "float16", "fp16", "half"):
-        result.notes.append(
-            f"static dtype is {dtype}: MFU is still against the dense BF16 tensor peak; pass "
-            "--peak-tflops for this dtype's peak"
-        )
+        result.findings.append(Finding("dtype_not_bf16", {"dtype": dtype}))
     if include_warmup:
-        result.notes.append("--include-warmup: instances inside `warmup` ranges are counted")
+        result.findings.append(Finding("warmup_included"))
     return result
+
+
+def peak_meta(peak: PeakChoice) -> dict[str, object]:
+    """The peak choice as the flat keys of the JSON output (``peak_tflops``, ...)."""
+    return {
+        "peak_gpu": peak.gpu,
+        "peak_tflops": peak.peak_tflops,
+        "peak_tflops_source": peak.tflops_source,
+        "peak_gbps": peak.peak_gbps,
+        "peak_gbps_source": peak.gbps_source,
+        "ridge_flop_per_byte": peak.ridge_flops_per_byte,
+        "peak_citation": peak.citation,
+        "detected_gpu": peak.detected_name,
+    }
 
 
 def _subset(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -145,10 +146,12 @@ def _subset(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 def display_report(result: MfuResult) -> Report:
     """The human view (``table``/``md``): MFU first, then times, roofline, decode, timeline."""
+    # rows with a figure above 100 % of peak carry the `impossible` flag in the rate tables
+    flag = ["impossible"] if result.stages["impossible"].any() else []
     tables = {
-        "mfu": _subset(result.stages, MFU_COLUMNS),
+        "mfu": _subset(result.stages, MFU_COLUMNS + flag),
         "time": _subset(result.stages, TIME_COLUMNS),
-        "roofline": _subset(result.stages, ROOFLINE_COLUMNS),
+        "roofline": _subset(result.stages, ROOFLINE_COLUMNS + flag),
     }
     if result.decode.height:
         tables["decode"] = result.decode
@@ -161,7 +164,8 @@ def display_report(result: MfuResult) -> Report:
 def data_report(result: MfuResult) -> Report:
     """The machine view (``json``/``csv``): the wide per-stage table (every column), decode."""
     tables = {"stages": result.stages, "decode": result.decode}
-    return Report(tables=tables, notes=result.notes, meta=result.meta, title=TITLE)
+    meta = {**result.meta, **peak_meta(result.peak)}
+    return Report(tables=tables, notes=result.notes, meta=meta, title=TITLE)
 
 
 def report_for(result: MfuResult, fmt: str) -> Report:
@@ -172,6 +176,11 @@ def report_for(result: MfuResult, fmt: str) -> Report:
 def _meta_for_humans(result: MfuResult) -> dict[str, object]:
     m = dict(result.meta)
     peak = result.peak
+    ridge = peak.ridge_flops_per_byte
+    m["peak_gpu"] = peak.gpu
+    m["ridge_flop_per_byte"] = f"{ridge:.1f} FLOP/byte" if ridge is not None else None
+    m["peak_citation"] = peak.citation
+    m["detected_gpu"] = peak.detected_name
     if peak.peak_gbps and peak.tflops_source == peak.gbps_source:
         m["peak"] = (
             f"{peak.peak_tflops:g} TFLOP/s dense BF16, {peak.peak_gbps:g} GB/s "
@@ -181,12 +190,12 @@ def _meta_for_humans(result: MfuResult) -> dict[str, object]:
         m["peak"] = f"{peak.peak_tflops:g} TFLOP/s dense BF16 ({peak.tflops_source}); " + (
             f"{peak.peak_gbps:g} GB/s ({peak.gbps_source})" if peak.peak_gbps else "no GB/s"
         )
-    for key in ("peak_tflops", "peak_tflops_source", "peak_gbps", "peak_gbps_source"):
-        m.pop(key, None)
-    if m.get("ridge_flop_per_byte") is not None:
-        m["ridge_flop_per_byte"] = f"{m['ridge_flop_per_byte']:.1f} FLOP/byte"
     if "nsys_rep" in m:
-        m["open_in_nsight_systems"] = m.pop("nsys_rep")
+        rep = Path(str(m.pop("nsys_rep")))
+        if rep.exists():
+            m["open_in_nsight_systems"] = str(rep)
+        else:
+            m["nsys_rep"] = f"not beside the export ({rep.name}: the report `nsys export` read)"
     return {k: v for k, v in m.items() if v is not None}
 
 
@@ -197,10 +206,16 @@ def markdown(result: MfuResult, plots: list[Path] | None = None) -> str:
     lines = [text.rstrip(), ""]
     rep = result.meta.get("nsys_rep")
     if rep:
+        where = (
+            f"Open `{rep}` in the Nsight Systems GUI."
+            if Path(str(rep)).exists()
+            else f"Open the `.nsys-rep` this export was made from (`{Path(str(rep)).name}` is not "
+            "beside the export; a `dsocr-nsys profile` run folder holds `trace.nsys-rep`)."
+        )
         lines += [
             "## Find it in Nsight Systems",
             "",
-            f"Open `{rep}` in the Nsight Systems GUI. The timeline table gives, per stage,",
+            f"{where} The timeline table gives, per stage,",
             "the start of its first counted instance: the CPU-side NVTX range start and the",
             "start of its first GPU operation, on the export's clock (ns from the start of the",
             "capture session, the timeline's origin), shown in ms.",
@@ -214,18 +229,17 @@ def markdown(result: MfuResult, plots: list[Path] | None = None) -> str:
 
 
 def write_dir(result: MfuResult, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
-    """Write ``mfu.md``, ``mfu.json``, ``mfu.csv`` and the PNG plots into ``out_dir``
-    (atomically, file by file). Returns the paths written."""
-    out = Path(out_dir)
-    written: list[Path] = []
-    pngs: list[Path] = []
+    """Write ``mfu.md``, ``mfu.json``, ``mfu.csv`` and the PNG plots as the folder
+    ``out_dir``, the whole set at once (:func:`~dsocr_nsys.output.write_dir_atomic`).
+    Returns the paths written."""
+    files: dict[str, str | bytes] = {}
     if plots:
-        from .plot import write_plots  # matplotlib only when plots are asked for
+        from .plot import render_plots  # matplotlib only when plots are asked for
 
-        pngs = write_plots(result, out)
-    written += pngs
+        files.update(render_plots(result))
+    pngs = [Path(name) for name in files]
     data = data_report(result)
-    written.append(write_atomic(out / "mfu.json", render(data, "json")))
-    written.append(write_atomic(out / "mfu.csv", render(data, "csv")))
-    written.append(write_atomic(out / "mfu.md", markdown(result, pngs)))
-    return written
+    files["mfu.json"] = render(data, "json")
+    files["mfu.csv"] = render(data, "csv")
+    files["mfu.md"] = markdown(result, pngs)
+    return write_dir_atomic(out_dir, files)

@@ -1,4 +1,6 @@
-"""NVTX ranges in the ``dsocr`` domain, each with an integer payload; removable.
+"""NVTX ranges in the launcher's domain (:data:`dsocr_nsys.vocab.NVTX_DOMAIN`), each with an
+integer payload; removable. The range names are the vocabulary's
+(:data:`~dsocr_nsys.vocab.RANGE_NAMES`).
 
 With ``enabled=False`` every range is one shared ``nullcontext`` and the ``nvtx`` package is never
 called (nor imported), so disabled instrumentation costs a Python ``with`` and nothing else.
@@ -9,17 +11,17 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-DOMAIN = "dsocr"
-# Range names the trace engine and static compute key on.
-STAGES = ("request", "warmup", "prefill", "sam", "clip", "projector", "decode")
+from ..vocab import CLIP, DECODE, NVTX_DOMAIN, PREFILL, PROJECTOR, REQUEST, SAM, WARMUP
+
+# Timeline colours in the Nsight Systems GUI (any name without one is blue).
 _COLORS = {
-    "request": "grey",
-    "warmup": "grey",
-    "prefill": "blue",
-    "sam": "green",
-    "clip": "cyan",
-    "projector": "yellow",
-    "decode": "purple",
+    REQUEST: "grey",
+    WARMUP: "grey",
+    PREFILL: "blue",
+    SAM: "green",
+    CLIP: "cyan",
+    PROJECTOR: "yellow",
+    DECODE: "purple",
 }
 
 
@@ -49,7 +51,7 @@ class Ranges:
         if enabled:
             import nvtx
 
-            self._domain = nvtx.get_domain(DOMAIN)
+            self._domain = nvtx.get_domain(NVTX_DOMAIN)
 
     def __call__(self, name: str, payload: int) -> contextlib.AbstractContextManager[None]:
         if not self.enabled:

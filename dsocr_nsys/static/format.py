@@ -118,6 +118,10 @@ def load_static(path: str | Path) -> StaticCompute:
         )
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:  # unreadable (permissions): one line, not a traceback
+        raise StaticFileError(
+            f"{p}: cannot be read ({exc.strerror}); check its permissions"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StaticFileError(
             f"{p}: not valid JSON ({exc}); write it with `dsocr-nsys static -o {p}`"

@@ -152,15 +152,6 @@ def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def column_names(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    """Column names of one table of the attached export (empty when the table is missing)."""
-    rows = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = 't' AND table_name = ?",
-        [table],
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
 def _quote(text: str) -> str:
     """Escape a string for a single-quoted SQL literal."""
     if "\x00" in text:

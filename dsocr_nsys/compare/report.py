@@ -1,0 +1,97 @@
+"""A :class:`~.core.CompareResult` shaped as :class:`~dsocr_nsys.output.Report` objects or a
+folder of files (``compare -o DIR``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from ..output import Report, render, write_atomic
+from ..vocab import TIME_BASE_BY_KEY
+from .core import CompareResult
+from .noise import CONFIDENCE, RESAMPLES
+
+FILES = ("compare.md", "compare.json", "compare.csv", "compare.png")
+
+
+def title(result: CompareResult) -> str:
+    return f"dsocr-nsys compare: {', '.join(result.labels[1:])} against {result.labels[0]}"
+
+
+def definitions() -> list[str]:
+    """The notes every compare report carries: what delta, speed-up and verdict mean."""
+    return [
+        "delta = run − baseline (ns); speedup = baseline / run (above 1: the run is faster)",
+        f"verdict judges the per-instance median: a {CONFIDENCE:.0%} percentile-bootstrap "
+        f"interval of baseline median / run median ({RESAMPLES} resamples per run, seeded) "
+        "wholly above 1 = faster, wholly below = slower, else within noise; a stage with one "
+        "instance in either run has no noise estimate (changed, noise unknown)",
+    ]
+
+
+def _labelled(frame: pl.DataFrame) -> pl.DataFrame:
+    """Time-base keys shown by their vocabulary label (people read `GPU busy`, not `busy`)."""
+    if "time_base" not in frame.columns:
+        return frame
+    labels = {k: b.label for k, b in TIME_BASE_BY_KEY.items()}
+    return frame.with_columns(pl.col("time_base").replace_strict(labels, default=None))
+
+
+def display_report(result: CompareResult) -> Report:
+    """The human view: configuration first, then times, changes, noise, rates, decode,
+    kernels (empty tables left out)."""
+    tables = {
+        "configuration": result.config,
+        "time": result.times,
+        "change": _labelled(result.stages),
+        "noise": _labelled(result.noise),
+        "mfu": result.rates,
+        "decode": _labelled(result.decode),
+        "kernels": result.kernels,
+    }
+    return Report(
+        tables={k: v for k, v in tables.items() if v.height},
+        notes=definitions() + result.notes,
+        meta=result.meta,
+        title=title(result),
+    )
+
+
+def data_report(result: CompareResult) -> Report:
+    """The machine view (json/csv): the per-stage change table first (the CSV), then the rest
+    with raw keys."""
+    tables = {
+        "stages": result.stages,
+        "times": result.times,
+        "configuration": result.config,
+        "noise": result.noise,
+        "rates": result.rates,
+        "decode": result.decode,
+        "kernels": result.kernels,
+    }
+    return Report(
+        tables=tables, notes=definitions() + result.notes, meta=result.meta, title=title(result)
+    )
+
+
+def report_for(result: CompareResult, fmt: str) -> Report:
+    """Split tables for people, the raw tables for machines."""
+    return data_report(result) if fmt in ("json", "csv") else display_report(result)
+
+
+def write_dir(result: CompareResult, out_dir: str | Path) -> list[Path]:
+    """Write ``compare.md``, ``.json``, ``.csv`` and ``.png`` into ``out_dir`` (atomically,
+    file by file). Returns the paths written."""
+    from .plot import write_plot  # matplotlib only when the folder is asked for
+
+    out = Path(out_dir)
+    png = write_plot(result, out / "compare.png")
+    data = data_report(result)
+    md = render(display_report(result), "md").rstrip() + f"\n\n![{png.stem}]({png.name})\n"
+    return [
+        png,
+        write_atomic(out / "compare.json", render(data, "json")),
+        write_atomic(out / "compare.csv", render(data, "csv")),
+        write_atomic(out / "compare.md", md),
+    ]
