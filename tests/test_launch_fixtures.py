@@ -85,7 +85,7 @@ def test_decode_ranges_equal_the_raw_tables(run: dict) -> None:
     decode, raw = run["decode"], run["raw"]
     assert decode["payload"].to_list() == [PREFILL + j for j in range(1, STEPS + 1)]
     assert [r[0] for r in raw] == decode["payload"].to_list()
-    assert decode["gpu_busy_ns"].to_list() == [r[1] for r in raw]
+    assert decode["busy_ns"].to_list() == [r[1] for r in raw]
     assert decode["proj_ns"].to_list() == [r[2] for r in raw]
 
 
