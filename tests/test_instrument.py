@@ -177,3 +177,21 @@ def test_remove_closes_a_range_left_open(domain) -> None:
 def test_unknown_layout_is_one_clear_error() -> None:
     with pytest.raises(DsocrError, match="neither the published DeepSeek-OCR layout"):
         dsocr_nsys.instrument(nn.Linear(2, 2))
+
+
+def test_published_cache_lengths() -> None:
+    """The cached length from a Hugging Face cache object, a legacy tuple, or none."""
+    from dsocr_nsys.instrument import _published_lengths
+
+    ids = torch.zeros(1, 5, dtype=torch.long)
+    kv = torch.empty(1, 10, 7, 128)  # (batch, heads, positions, head_dim)
+    assert _published_lengths((ids,), {}) == (5, 0)
+    assert _published_lengths((), {"input_ids": ids[:, :1], "past_key_values": ((kv, kv),)}) == (
+        1,
+        7,
+    )
+    cache = _Cache(None)  # type: ignore[arg-type]
+    cache.length = 9
+    assert _published_lengths(
+        (), {"inputs_embeds": torch.empty(2, 1, 4), "past_key_values": cache}
+    ) == (1, 9)
