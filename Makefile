@@ -8,6 +8,7 @@ TORCH_VERSION ?= 2.13.0
 GPU ?=
 MODE ?= base
 TOKENS ?= 32
+NCU ?=
 # Inference variants (docs/launch.md): DECODE=eager|cuda-graph, MOE=loop|device (empty: the
 # launcher's default), COMPILE=1 (torch.compile the decode step), BATCH=N pages per request.
 DECODE ?= eager
@@ -53,9 +54,10 @@ bench: install
 # make profile GPU=h100 [MODE=base] [TOKENS=32] [DECODE=cuda-graph] [MOE=device] [COMPILE=1]
 #   [BATCH=16] [RUN=runs/NAME]: a run folder under nsys.
 # GPU names the card for the MFU step (its peak figures); it is recorded in run.json.
+# NCU=1 adds Nsight Compute hardware FLOPs (ncu.csv, hw_flops.json) after the nsys run.
 profile: install
 	@if [ -z "$(GPU)" ]; then echo "Error: name the GPU for the MFU step, e.g. make profile GPU=h100 MODE=$(MODE) TOKENS=$(TOKENS)" >&2; exit 2; fi
-	$(BIN)/dsocr-nsys profile --mode $(MODE) --max-new-tokens $(TOKENS) $(VARIANT_ARGS) --gpu "$(GPU)" --out $(RUN)
+	$(BIN)/dsocr-nsys profile --mode $(MODE) --max-new-tokens $(TOKENS) $(VARIANT_ARGS) --gpu "$(GPU)" --out $(RUN) $(if $(filter 1,$(NCU)),--ncu)
 
 # make report [RUN=runs/NAME]: static compute for the run's configuration, then MFU of its trace
 # (default: the latest profiled run, runs/latest).

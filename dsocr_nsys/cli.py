@@ -365,6 +365,20 @@ def static_cmd(
     help="Exit 3 when a figure is impossible (MFU or MBU above 100 % of peak).",
 )
 @_INCLUDE_WARMUP
+@click.option(
+    "--hw",
+    "hw_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="hw_flops.json (dsocr-nsys hwflops -o): add hardware FLOPs, HFU and useful share.",
+)
+@click.option(
+    "--ceiling",
+    "ceiling_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="run.json with a calibration (or a calibrate JSON): MFU/MBU against the measured ceiling.",
+)
 @output_options(
     directory=True, help="Write mfu.md, mfu.json, mfu.csv and PNG plots into this directory."
 )
@@ -377,6 +391,8 @@ def mfu_cmd(
     allow_mismatch: bool,
     strict: bool,
     include_warmup: bool,
+    hw_path: str | None,
+    ceiling_path: str | None,
     fmt: str,
     output: str | None,
 ) -> None:
@@ -397,6 +413,10 @@ def mfu_cmd(
         include_warmup=include_warmup,
         progress=progress,
     )
+    if hw_path or ceiling_path:
+        from .hw.join import apply
+
+        apply(result, hw_path, ceiling_path)
     impossible = impossible_warnings(result.stages)
     for line in (*result.peak.warnings, *impossible):
         click.echo(f"warning: {line}", err=True)
@@ -410,6 +430,47 @@ def mfu_cmd(
         raise ImpossibleFiguresError(
             f"--strict: {len(impossible)} row(s) above 100 % of peak (marked `impossible`)"
         )
+
+
+# --- hardware: hwflops, calibrate -----------------------------------------------------------
+
+
+@cli.command("hwflops")
+@click.argument("ncu_csv", type=click.Path(dir_okay=False))
+@output_options
+def hwflops_cmd(ncu_csv: str, fmt: str, output: str | None) -> None:
+    """Hardware FLOPs per stage from an Nsight Compute raw CSV (`ncu --csv --page raw --nvtx`):
+    tensor-core FLOPs per precision, FP32 FLOPs, ncu kernel time.
+
+    With -o FILE writes the hw_flops.json document (read by `mfu --hw`); -f json prints it."""
+    import json
+
+    from .hw.ncu import hw_flops, read_ncu_csv
+    from .output import write_atomic
+
+    result = hw_flops(read_ncu_csv(ncu_csv))
+    if output or fmt == "json":
+        text = json.dumps(result.document(), indent=2) + "\n"
+        if output:
+            write_atomic(output, text)
+            progress(f"wrote {output}")
+            return
+        click.echo(text, nl=False)
+        return
+    from .hw.report import hwflops_report
+
+    emit(hwflops_report(result), fmt, None)
+
+
+@cli.command("calibrate")
+@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=10))
+@output_options
+def calibrate_cmd(repeats: int, fmt: str, output: str | None) -> None:
+    """Measure this GPU's ceilings: dense BF16 GEMM TFLOP/s and device-copy GB/s (a few s)."""
+    from .hw.calibrate import calibrate
+    from .hw.report import calibration_report
+
+    emit(calibration_report(calibrate(repeats=repeats)), fmt, output)
 
 
 # --- compare: compare -----------------------------------------------------------------------

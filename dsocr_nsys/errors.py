@@ -47,3 +47,7 @@ class ModelError(DsocrError):
 
 class OutputFileError(DsocrError):
     """An output path (``-o``) that cannot be written: its folder is read-only or a file."""
+
+
+class NoGpuError(DsocrError):
+    """A step that measures the GPU (calibrate) found no CUDA device."""

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import polars as pl
 
-from ..mfu.plot import _pyplot
-from ..output import write_atomic
+from ..mfu.plot import _png, _pyplot
 from ..vocab import BUSY, time_base
 from .core import CompareResult
 
@@ -33,8 +29,8 @@ def _bars(
     ax.legend(fontsize=8)  # type: ignore[attr-defined]
 
 
-def write_plot(result: CompareResult, path: Path) -> Path:
-    """Left: each stage's GPU busy time, per run. Right, when a run
+def render_plot(result: CompareResult) -> bytes:
+    """The PNG: left, each stage's GPU busy time, per run. Right, when a run
     has a static file: MFU on that base, per such run."""
     plt = _pyplot()
     base = time_base(BUSY)
@@ -69,8 +65,6 @@ def write_plot(result: CompareResult, path: Path) -> Path:
             _bars(axes[1], stages, series, colours)
             axes[1].set_ylabel(f"MFU on {base.label} (% of peak)")
             axes[1].set_title("MFU per stage (runs with a static file)")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        return write_atomic(path, buf.getvalue())
+        return _png(fig)
     finally:
         plt.close(fig)

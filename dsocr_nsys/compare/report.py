@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..output import Report, render, write_atomic
+from ..output import Report, render, write_dir_atomic
 from ..vocab import TIME_BASE_BY_KEY
 from .core import CompareResult
 from .noise import CONFIDENCE, RESAMPLES
@@ -81,17 +81,16 @@ def report_for(result: CompareResult, fmt: str) -> Report:
 
 
 def write_dir(result: CompareResult, out_dir: str | Path) -> list[Path]:
-    """Write ``compare.md``, ``.json``, ``.csv`` and ``.png`` into ``out_dir`` (atomically,
-    file by file). Returns the paths written."""
-    from .plot import write_plot  # matplotlib only when the folder is asked for
+    """Write ``compare.md``, ``.json``, ``.csv`` and ``.png`` as the folder ``out_dir``, the
+    whole set at once (:func:`~dsocr_nsys.output.write_dir_atomic`). Returns the paths."""
+    from .plot import render_plot  # matplotlib only when the folder is asked for
 
-    out = Path(out_dir)
-    png = write_plot(result, out / "compare.png")
     data = data_report(result)
-    md = render(display_report(result), "md").rstrip() + f"\n\n![{png.stem}]({png.name})\n"
-    return [
-        png,
-        write_atomic(out / "compare.json", render(data, "json")),
-        write_atomic(out / "compare.csv", render(data, "csv")),
-        write_atomic(out / "compare.md", md),
-    ]
+    md = render(display_report(result), "md").rstrip() + "\n\n![compare](compare.png)\n"
+    files: dict[str, str | bytes] = {
+        "compare.png": render_plot(result),
+        "compare.json": render(data, "json"),
+        "compare.csv": render(data, "csv"),
+        "compare.md": md,
+    }
+    return write_dir_atomic(out_dir, files)

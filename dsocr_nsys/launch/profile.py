@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import DsocrError, InputFileError
+from ..hw import launch as hw_launch
 from . import runinfo
 from .nsys import NsysStepError, export_argv, find_nsys, nsys_version, profile_argv, run_step
 from .options import LaunchOptions
@@ -40,6 +41,10 @@ class ProfileRequest:
     use_nsys: bool = True
     static: bool = True
     command: tuple[str, ...] = ()  # a program of the user's own instead of our inference
+    ncu: bool = False
+    ncu_path: str | None = None
+    ncu_new_tokens: int = 2
+    calibrate: bool = True
 
 
 def infer_argv(options: LaunchOptions, result_json: Path) -> list[str]:
@@ -96,6 +101,11 @@ def profile_run(
     environ = os.environ if environ is None else environ
     say = progress or (lambda _msg: None)
     own = bool(request.command)
+    if own and request.ncu:
+        raise DsocrError(
+            "--ncu replays our inference under Nsight Compute and does not apply to --command "
+            "/ -- CMD; run ncu on your program yourself"
+        )
     if own and options != LaunchOptions():
         raise DsocrError(
             "the inference options (--mode, --max-new-tokens, ...) configure our model and do "
@@ -175,6 +185,14 @@ def profile_run(
         say("your command: no static file written; run `dsocr-nsys static` for its configuration")
     elif request.static:
         commands["static"] = _write_static(options, inner, run_dir, env, say)
+    # Hardware steps (dsocr_nsys.hw.launch), after the traced run: best effort, one line each.
+    hw: dict[str, Any] = {}
+    if request.ncu:
+        hw["ncu"] = hw_launch.ncu_step(
+            options, run_dir, infer_argv, env, say, request.ncu_path, request.ncu_new_tokens
+        )
+    if request.calibrate:
+        hw["calibration"] = hw_launch.calibrate_step(options, run_dir, env, say)
 
     files = {
         name: fname
@@ -188,6 +206,10 @@ def profile_run(
             ("static", runinfo.STATIC_JSON),
             ("static_md", "static_compute.md"),
             ("static_log", runinfo.STATIC_LOG),
+            ("ncu_csv", hw_launch.NCU_CSV),
+            ("ncu_log", hw_launch.NCU_LOG),
+            ("hw_flops", hw_launch.HW_JSON),
+            ("calibrate_log", hw_launch.CALIBRATE_LOG),
         )
         if (run_dir / fname).is_file()
     }
@@ -202,6 +224,7 @@ def profile_run(
         started=started,
         finished=runinfo.utc_now(),
     )
+    record.update(hw)
     runinfo.write_json_atomic(run_dir / runinfo.RUN_JSON, record)
     runinfo.point_latest(run_dir)
     say(f"wrote {run_dir / runinfo.RUN_JSON}")
@@ -321,6 +344,29 @@ def profile_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Also write static_compute.json for this configuration (dsocr-nsys static).",
         ),
         click.option(
+            "--ncu",
+            "with_ncu",
+            is_flag=True,
+            default=False,
+            help="After the nsys run, run Nsight Compute on a short request of the same "
+            "configuration: ncu.csv and hw_flops.json (tensor-core FLOPs per stage).",
+        ),
+        click.option(
+            "--ncu-new-tokens",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="New tokens of the --ncu request (no warm-up, one repeat).",
+        ),
+        click.option("--ncu-path", default=None, help="Path to ncu (default: $NCU, else PATH)."),
+        click.option(
+            "--calibrate/--no-calibrate",
+            "with_calibrate",
+            default=True,
+            show_default=True,
+            help="Measure the GPU's BF16 GEMM and copy ceilings after the run (run.json).",
+        ),
+        click.option(
             "--no-nsys",
             is_flag=True,
             default=False,
@@ -360,4 +406,8 @@ def request_from_kwargs(kwargs: dict[str, Any], options: LaunchOptions) -> Profi
         use_nsys=not kwargs.pop("no_nsys"),
         static=kwargs.pop("with_static"),
         command=command,
+        ncu=kwargs.pop("with_ncu"),
+        ncu_path=kwargs.pop("ncu_path"),
+        ncu_new_tokens=kwargs.pop("ncu_new_tokens"),
+        calibrate=kwargs.pop("with_calibrate"),
     )

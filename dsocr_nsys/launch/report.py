@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputFileError
+from ..hw import launch as hw_launch
 from . import runinfo
 from .nsys import NsysStepError
 
@@ -95,6 +96,7 @@ def report_commands(
     cmd = [*dsocr, "mfu", str(sqlite), "--static", str(static)]
     if gpu_name:
         cmd.append(f"--gpu={gpu_name}")
+    cmd += hw_launch.mfu_args(run_dir, record)  # --hw / --ceiling when the run folder has them
     cmd += ["-o", str(run_dir / "mfu")]
     commands.append(cmd)
     return commands

@@ -123,4 +123,34 @@ def note(finding: Finding) -> str:
         )
     if code == "warmup_included":
         return "--include-warmup: instances inside `warmup` ranges are counted"
+    # hardware FLOPs and the measured ceiling (dsocr_nsys.hw.join; docs/hwflops.md)
+    if code == "hw_source":
+        return (
+            f"hw_flops: tensor-core FLOPs from Nsight Compute ({', '.join(d['precisions'])}; "
+            f"{d['source']}); HFU = hw_flops / GPU busy / datasheet peak; useful = model / "
+            "hardware FLOPs"
+        )
+    if code == "hw_scaled":
+        return (
+            "hw_flops scaled per range instance from the ncu request to this trace's instances: "
+            f"{', '.join(d['stages'])} (decode steps of other context lengths are taken at the "
+            "ncu step's figure)"
+        )
+    if code == "hw_below_model":
+        return (
+            f"finding: {d['stage']} executed {d['hw_flops'] / 1e9:,.2f} GFLOP on the tensor "
+            f"cores, less than its model count {d['model_flops'] / 1e9:,.2f} GFLOP: the static "
+            "count is too high there, or part of the stage ran off the tensor cores (CUDA-core "
+            "FP32, a precision not collected)"
+        )
+    if code == "ceiling_other_gpu":
+        return (
+            f"the ceiling was measured on {d['measured_on']}, the trace ran on {d['traced_on']}: "
+            "calibrate on the traced GPU"
+        )
+    if code == "ceiling_columns":
+        return (
+            "mfu_*_pct / mbu_*_pct: against the datasheet peak; mfu_*_measured_pct / "
+            "mbu_*_measured_pct: against the measured ceiling (dsocr-nsys calibrate)"
+        )
     raise ValueError(f"no note text for finding {code!r}")

@@ -153,6 +153,9 @@ def display_report(result: MfuResult) -> Report:
         "time": _subset(result.stages, TIME_COLUMNS),
         "roofline": _subset(result.stages, ROOFLINE_COLUMNS + flag),
     }
+    from ..hw.join import display_tables  # here: hw.join imports mfu.notes
+
+    tables.update(display_tables(result.stages))  # hardware FLOPs / measured ceiling, if joined
     if result.decode.height:
         tables["decode"] = result.decode
     tables["timeline"] = _subset(
