@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # What a `.nsys-rep` TRACE costs to turn into something the engine reads: `nsys export` to
 # SQLite vs to a Parquet folder, on one real report (DeepSeek-OCR base mode, 32 new tokens, made
-# here first with the launcher), each timed RUNS times side by side; plus `nsys stats -r
-# nvtx_gpu_proj_sum` on the SQLite export for scale. Prints one line per measurement and a
+# here first with the launcher), each timed RUNS times side by side. Prints one line per measurement and a
 # summary (medians); writes them to $OUT/export_cost.txt. Run on a GPU machine from the
 # repository root (PYTHONPATH=. with the nvtx wheel; nsys from .carry/device/nsys-env.sh).
 set -uo pipefail
@@ -26,8 +25,6 @@ for i in $(seq "$RUNS"); do
     echo "run $i export_sqlite_s $s export_parquetdir_s $p" | tee -a "$RES"
 done
 echo "sqlite_bytes $(stat -c %s /tmp/ec.sqlite) parquetdir_bytes $(du -sb /tmp/ec_parquet | cut -f1)" | tee -a "$RES"
-st=$(secs "$NSYS" stats -r nvtx_gpu_proj_sum -f csv -o /tmp/ec_stats /tmp/ec.sqlite)
-echo "nsys_stats_nvtx_gpu_proj_sum_s $st" | tee -a "$RES"
 python3 - "$RES" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith("run ")]
