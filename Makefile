@@ -9,7 +9,14 @@ GPU ?=
 MODE ?= base
 TOKENS ?= 32
 NCU ?=
-RUN ?= runs/$(MODE)-$(TOKENS)
+# Inference variants (docs/launch.md): DECODE=eager|cuda-graph, MOE=loop|device (empty: the
+# launcher's default), COMPILE=1 (torch.compile the decode step), BATCH=N pages per request.
+DECODE ?= eager
+MOE ?=
+COMPILE ?=
+BATCH ?= 1
+VARIANT_ARGS = --decode $(DECODE) --batch $(BATCH) $(if $(MOE),--moe $(MOE)) $(if $(COMPILE),--compile)
+RUN ?= runs/$(MODE)-$(TOKENS)$(if $(filter cuda-graph,$(DECODE)),-cuda-graph)$(if $(COMPILE),-compile)$(if $(filter-out 1,$(BATCH)),-b$(BATCH))
 # The bundled real trace: DeepSeek-OCR base mode, 32 new tokens, full graph, on an H100.
 DEMO_TRACE ?= examples/dsocr_base32_h100_nsys2025.sqlite
 DEMO_STATIC ?= examples/dsocr_base32_h100_static.json
@@ -44,12 +51,13 @@ demo: install
 bench: install
 	$(BIN)/python bench/bench_trace.py
 
-# make profile GPU=h100 [MODE=base] [TOKENS=32] [RUN=runs/NAME]: a run folder under nsys.
+# make profile GPU=h100 [MODE=base] [TOKENS=32] [DECODE=cuda-graph] [MOE=device] [COMPILE=1]
+#   [BATCH=16] [RUN=runs/NAME]: a run folder under nsys.
 # GPU names the card for the MFU step (its peak figures); it is recorded in run.json.
 # NCU=1 adds Nsight Compute hardware FLOPs (ncu.csv, hw_flops.json) after the nsys run.
 profile: install
 	@if [ -z "$(GPU)" ]; then echo "Error: name the GPU for the MFU step, e.g. make profile GPU=h100 MODE=$(MODE) TOKENS=$(TOKENS)" >&2; exit 2; fi
-	$(BIN)/dsocr-nsys profile --mode $(MODE) --max-new-tokens $(TOKENS) --gpu "$(GPU)" --out $(RUN) $(if $(filter 1,$(NCU)),--ncu)
+	$(BIN)/dsocr-nsys profile --mode $(MODE) --max-new-tokens $(TOKENS) $(VARIANT_ARGS) --gpu "$(GPU)" --out $(RUN) $(if $(filter 1,$(NCU)),--ncu)
 
 # make report [RUN=runs/NAME]: static compute for the run's configuration, then MFU of its trace
 # (default: the latest profiled run, runs/latest).

@@ -5,3 +5,7 @@ SQLite export, in DuckDB SQL) → ``static`` (FLOPs and bytes per stage) → ``m
 """
 
 __version__ = "0.1.0"
+
+from .instrument import Instrumentation, instrument
+
+__all__ = ["Instrumentation", "__version__", "instrument"]

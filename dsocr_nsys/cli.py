@@ -20,6 +20,7 @@ from . import __version__
 from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
 from .output import Report, emit, output_options, shorten_names
+from .settings import DECODE_MODES, MOE_IMPLS
 from .vocab import CPU, IDLE, KERNEL, PROJ, TIME_BASES, WARMUP, time_base
 
 
@@ -308,6 +309,10 @@ def info(trace: Path, nsys: str | None, fmt: str, output: str | None) -> None:
 @click.option("--context", type=int, default=None, help="Decode context for --context-mode fixed.")
 @click.option("--dtype", default="bfloat16", show_default=True, help="Bytes per weight/activation.")
 @click.option("--formulas-only", is_flag=True, help="Skip the fvcore/FlopCounterMode cross-check.")
+@click.option("--decode", type=click.Choice(DECODE_MODES), default="eager", show_default=True)
+@click.option("--moe", type=click.Choice(MOE_IMPLS), default=None, help="Default: as the launcher.")
+@click.option("--compile", "compiled", is_flag=True, help="The run compiled its decode step.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Pages.")
 @output_options
 def static_cmd(
     preset: str,
@@ -319,6 +324,10 @@ def static_cmd(
     context: int | None,
     dtype: str,
     formulas_only: bool,
+    decode: str,
+    moe: str | None,
+    compiled: bool,
+    batch: int,
     fmt: str,
     output: str | None,
 ) -> None:
@@ -340,6 +349,10 @@ def static_cmd(
         context=context,
         dtype=dtype,
         sources=not formulas_only,
+        decode=decode,
+        moe=moe,
+        compile=compiled,
+        batch=batch,
     )
     result = compute_static(opts, progress=progress)
     if output and fmt == "json":

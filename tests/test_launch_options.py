@@ -63,7 +63,14 @@ def test_to_argv_exact(tmp_path: Path) -> None:
         "--crops=4",
         f"--image={image.resolve()}",
         "--no-nvtx",
+        "--decode=eager",
+        "--batch=1",
     ]
+
+
+def test_to_argv_variants() -> None:
+    opts = LaunchOptions(decode="cuda-graph", moe="device", compile=True, batch=16)
+    assert opts.to_argv()[-4:] == ["--decode=cuda-graph", "--moe=device", "--compile", "--batch=16"]
 
 
 def test_argv_round_trip(tmp_path: Path) -> None:
@@ -80,6 +87,9 @@ def test_argv_round_trip(tmp_path: Path) -> None:
         nvtx=False,
         seed=5,
         crops=2,
+        moe="device",
+        compile=True,
+        batch=3,
     )
     assert _parse(opts.to_argv()) == opts
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -143,10 +144,23 @@ def test_profile_writes_static_compute_for_the_traced_configuration(
         "--image-size=1240x1754",
         "--max-new-tokens=3",
         "--dtype=float32",
+        "--decode=eager",
+        "--moe=loop",
+        "--batch=1",
         "-o",
         str(static),
     ]
-    assert json.loads(static.read_text())["schema_version"] == 1
+    doc = json.loads(static.read_text())
+    assert doc["schema_version"] == 1
+    variant = {k: record[k] for k in ("decode", "moe", "compile", "batch", "decode_attention")}
+    assert variant == {
+        "decode": "eager",
+        "moe": "loop",
+        "compile": False,
+        "batch": 1,
+        "decode_attention": "context",
+    }
+    assert {k: doc["config"][k] for k in variant} == variant  # what mfu compares
 
 
 def test_profile_logs_keep_the_inner_progress(done: tuple[Path, object]) -> None:
@@ -263,6 +277,78 @@ def test_infer_command_json(tmp_path: Path) -> None:
     assert payload["result"]["decode_steps"] == 2
     assert round(payload["result"]["timings_s"][0] * 1e9) == row["request_ns"]
     assert payload["environment"]["torch"]
+
+
+def test_infer_batch_counts_every_pages_tokens(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["infer", *TINY, "--batch=2", "--moe=device", "-f", "json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)["requests"]
+    assert row["batch"] == 2
+    assert row["decode_tokens_per_s"] == pytest.approx(2 * 2 / (row["decode_ns"] / 1e9))
+
+
+def test_profile_cuda_graph_adds_node_tracing() -> None:
+    argv = profile_argv("nsys", "r/trace", ["app"], graphs=True)
+    assert argv[:7] == [
+        "nsys",
+        "profile",
+        "--trace=cuda,nvtx",
+        "--sample=none",
+        "--cpuctxsw=none",
+        "--force-overwrite=true",
+        "--cuda-graph-trace=node",
+    ]
+    ours = profile_argv("nsys", "r/trace", ["app"], ["--cuda-graph-trace=graph"], graphs=True)
+    assert ours.count("--cuda-graph-trace=graph") == 1 and "--cuda-graph-trace=node" not in ours
+
+
+@pytest.mark.parametrize("style", ["command", "dashdash"])
+def test_profile_own_command(tmp_path: Path, nsys: Path, style: str) -> None:
+    """Any program under the same nsys flags and run folder; run.json records its argv."""
+    run = tmp_path / "own"
+    program = [sys.executable, "-c", "print('my inference')"]
+    args = ["profile", f"--nsys={nsys}", "--gpu=h200", f"--out={run}"]
+    if style == "command":
+        args += ["--command", " ".join(shlex.quote(w) for w in program)]
+    else:
+        args += ["--", *program]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "run.json").read_text())
+    assert record["command"] == program == record["commands"]["command"]
+    assert record["commands"]["infer"] is None and record["commands"].get("static") is None
+    assert record["commands"]["profile"] == profile_argv(nsys, run / "trace", program, graphs=True)
+    assert (record["mode"], record["decode"], record["batch"]) == (None, None, None)
+    assert "my inference" in (run / "nsys-profile.log").read_text()
+    assert (run / "trace.sqlite").is_file() and not (run / "static_compute.json").exists()
+    # the summary shows the program and no empty fields of ours (mode, views, tokens)
+    summary = result.stdout
+    assert f"Command: {shlex.join(program)}" in summary
+    assert "None" not in summary and "Mode:" not in summary
+
+
+def test_profile_own_command_failure_and_misuse(tmp_path: Path, nsys: Path) -> None:
+    fail = [sys.executable, "-c", "import sys; sys.exit(4)"]
+    run = tmp_path / "f"
+    result = CliRunner().invoke(cli, ["profile", f"--nsys={nsys}", f"--out={run}", "--", *fail])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: your command failed (exit status 4); see its log: {run}/nsys-profile.log"
+    )
+    mixed = CliRunner().invoke(cli, ["profile", "--mode=gundam", f"--nsys={nsys}", "--", "x"])
+    assert mixed.exit_code == 2
+    assert mixed.stderr.startswith("Error: the inference options (--mode, --max-new-tokens, ...)")
+    both = CliRunner().invoke(cli, ["profile", "--command", "a", "--", "b"])
+    assert both.exit_code == 2
+    assert "give your command once" in both.stderr
+    assert profile_mod.default_out(LaunchOptions(), command=["python", "my_infer.py"]) == Path(
+        "runs/cmd-my_infer"
+    )
+    assert profile_mod.default_out(LaunchOptions(decode="cuda-graph", batch=4)) == Path(
+        "runs/base-32-cuda-graph-b4"
+    )
 
 
 def test_gpu_name_checked_before_anything_runs(tmp_path: Path) -> None:

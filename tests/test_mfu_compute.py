@@ -252,8 +252,7 @@ def test_no_gpu_time_on_a_base_gives_empty_rates_and_a_note(tmp_path: Path) -> N
     assert sam["busy_total_ns"] == 0 and sam["mfu_busy_pct"] is None and sam["busy_tflops"] is None
     assert sam["cpu_total_ns"] == 1000 and sam["mfu_cpu_pct"] is not None
     assert any(
-        n.startswith("sam: GPU busy, GPU span, kernel sum 0 ns")
-        and "left empty" in n
+        n.startswith("sam: GPU busy, GPU span, kernel sum 0 ns") and "left empty" in n
         for n in result.notes
     )
 

@@ -65,11 +65,12 @@ def write_result(path: Path | None, payload: dict[str, Any]) -> None:
 
 def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per timed request: wall times (ns, see :func:`runinfo.wall_timings`) and the
-    decode throughput (decode steps per second of decode wall time).
+    decode throughput (tokens decoded per second of decode wall time: batch x decode steps).
 
     ``result`` is the JSON form of an ``InferenceResult``."""
     timings = wall_timings(result)
     steps = int(result.get("decode_steps") or 0)
+    batch = int((result.get("variant") or {}).get("batch") or 1)
     rows = []
     for index, (request_ns, prefill_ns, decode_ns) in enumerate(
         zip(timings["request_ns"], timings["prefill_ns"], timings["decode_ns"], strict=True)
@@ -77,13 +78,14 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "request": index,
+                "batch": batch,
                 "prefill_tokens": result.get("prefill_tokens"),
                 "decode_steps": steps,
                 "request_ns": request_ns,
                 "prefill_ns": prefill_ns,
                 "decode_ns": decode_ns,
                 "decode_step_ns": decode_ns // steps if steps else None,
-                "decode_tokens_per_s": steps / (decode_ns / 1e9)
+                "decode_tokens_per_s": batch * steps / (decode_ns / 1e9)
                 if steps and decode_ns > 0
                 else None,
             }

@@ -33,6 +33,11 @@ PROFILE_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("--force-overwrite", "true"),
 )
 
+# A CUDA graph's kernels as kernel rows, one per node, each tied to its cudaGraphLaunch (the
+# default, ``graph``, records one row per graph launch and no kernels): added for
+# ``--decode cuda-graph``, so the trace engine sees the decode step's kernels.
+GRAPH_NODE_TRACE = ("--cuda-graph-trace", "node")
+
 # Short spellings of the options above, so an --extra-nsys-args override replaces ours
 # instead of repeating an option (which nsys rejects).
 _SHORT = {"-t": "--trace", "-s": "--sample", "-f": "--force-overwrite", "-o": "--output"}
@@ -88,8 +93,11 @@ def profile_argv(
     report_base: str | os.PathLike[str],
     app_argv: Sequence[str],
     extra: Sequence[str] = (),
+    graphs: bool = False,
 ) -> list[str]:
     """``nsys profile`` around ``app_argv``, writing ``<report_base>.nsys-rep``.
+
+    ``graphs``: the app replays CUDA graphs; trace their nodes (:data:`GRAPH_NODE_TRACE`).
 
     ``extra`` (user options) comes after our defaults; a default whose option ``extra`` also
     names is dropped, so ``--extra-nsys-args '--sample=process-tree'`` turns sampling back on.
@@ -98,7 +106,8 @@ def profile_argv(
     if "--output" in overridden:
         raise DsocrError("--extra-nsys-args may not set --output/-o; use --out RUN instead")
     argv = [str(nsys), "profile"]
-    argv += [f"{name}={value}" for name, value in PROFILE_DEFAULTS if name not in overridden]
+    defaults = PROFILE_DEFAULTS + ((GRAPH_NODE_TRACE,) if graphs else ())
+    argv += [f"{name}={value}" for name, value in defaults if name not in overridden]
     argv += list(extra)
     argv.append(f"--output={report_base}")
     argv += list(app_argv)

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import InputFileError
-from ..settings import InferenceSettings
+from ..errors import InputFileError, ModelError
+from ..settings import DECODE_MODES, MOE_IMPLS, InferenceSettings, variant_problem
 
 PRESETS = ("full", "tiny")
 MODES = ("tiny", "small", "base", "large", "gundam")
@@ -30,6 +30,9 @@ class LaunchOptions(InferenceSettings):
 
     def validate(self) -> None:
         """Fail early, before a model is built or nsys started, on inputs we can check here."""
+        problem = variant_problem(self)
+        if problem:
+            raise ModelError(problem)
         if self.image is not None and not Path(self.image).is_file():
             raise InputFileError(
                 f"image not found: {self.image}; pass an existing PNG/JPEG file with --image, "
@@ -62,6 +65,12 @@ class LaunchOptions(InferenceSettings):
             argv.append(f"--weights={Path(self.weights).resolve()}")
         if not self.nvtx:
             argv.append("--no-nvtx")
+        argv.append(f"--decode={self.decode}")
+        if self.moe is not None:
+            argv.append(f"--moe={self.moe}")
+        if self.compile:
+            argv.append("--compile")
+        argv.append(f"--batch={self.batch}")
         return argv
 
     def to_settings(self) -> InferenceSettings:
@@ -142,6 +151,35 @@ def inference_options(func: F) -> F:
             help="Run without the NVTX ranges (for the overhead benchmark).",
         ),
         click.option("--seed", type=int, default=0, show_default=True, help="Random-weight seed."),
+        click.option(
+            "--decode",
+            type=click.Choice(DECODE_MODES),
+            default="eager",
+            show_default=True,
+            help="eager: one kernel launch per op; cuda-graph: the decode step captured once "
+            "(static cache) and replayed per token (CUDA only).",
+        ),
+        click.option(
+            "--moe",
+            type=click.Choice(MOE_IMPLS),
+            default=None,
+            help="Routed experts: loop (host reads the routing per layer, as the reference "
+            "code) or device (grouped GEMM, no host sync). Default: device with cuda-graph or "
+            "--compile, else loop.",
+        ),
+        click.option(
+            "--compile",
+            is_flag=True,
+            default=False,
+            help="torch.compile the decode step (compiled before the first request).",
+        ),
+        click.option(
+            "--batch",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Pages per request (the page repeated): vision, prefill and decode batched.",
+        ),
     ]
     for spec in reversed(specs):
         func = spec(func)
@@ -163,4 +201,8 @@ def options_from_kwargs(kwargs: dict[str, Any]) -> LaunchOptions:
         dtype=kwargs.pop("dtype"),
         nvtx=not kwargs.pop("no_nvtx"),
         seed=kwargs.pop("seed"),
+        decode=kwargs.pop("decode"),
+        moe=kwargs.pop("moe"),
+        compile=kwargs.pop("compile"),
+        batch=kwargs.pop("batch"),
     )

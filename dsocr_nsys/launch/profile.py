@@ -4,6 +4,10 @@ report to SQLite, and leave a run folder with ``run.json``.
 The inference runs in a child process (``python -m dsocr_nsys.launch infer``) so nsys traces
 the model alone; the child writes its result and environment to ``result.json``, from which
 this parent assembles ``run.json`` without parsing any output.
+
+With a command of the user's own (``--command '...'`` or ``-- CMD ARGS``) that command is the
+child instead: same nsys flags (plus CUDA-graph node tracing, in case it replays graphs), same
+run folder; ``run.json`` records the command, and the static file is the user's to give.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class ProfileRequest:
     extra_nsys_args: tuple[str, ...] = ()
     use_nsys: bool = True
     static: bool = True
+    command: tuple[str, ...] = ()  # a program of the user's own instead of our inference
     ncu: bool = False
     ncu_path: str | None = None
     ncu_new_tokens: int = 2
@@ -95,6 +100,17 @@ def profile_run(
     process's ``ModelError`` (bad mode, OOM), or :class:`NsysStepError` (a step failed)."""
     environ = os.environ if environ is None else environ
     say = progress or (lambda _msg: None)
+    own = bool(request.command)
+    if own and request.ncu:
+        raise DsocrError(
+            "--ncu replays our inference under Nsight Compute and does not apply to --command "
+            "/ -- CMD; run ncu on your program yourself"
+        )
+    if own and options != LaunchOptions():
+        raise DsocrError(
+            "the inference options (--mode, --max-new-tokens, ...) configure our model and do "
+            "not apply to --command / -- CMD; give your program its own arguments"
+        )
     options.validate()
     if request.gpu is not None:  # a name mfu cannot use would fail only after the GPU run
         from ..mfu.peaks import validate_gpu_name
@@ -118,25 +134,41 @@ def profile_run(
 
     result_json = run_dir / runinfo.RESULT_JSON
     result_json.unlink(missing_ok=True)
-    app = infer_argv(options, result_json)
+    app = list(request.command) if own else infer_argv(options, result_json)
     env = _child_env(environ)
-    commands: dict[str, list[str] | None] = {"infer": app, "profile": None, "export": None}
+    commands: dict[str, list[str] | None] = {
+        "infer": None if own else app,
+        "command": app if own else None,
+        "profile": None,
+        "export": None,
+    }
     rep, sqlite = run_dir / runinfo.NSYS_REP, run_dir / runinfo.SQLITE
 
     if nsys is None:
         log = run_dir / runinfo.INFER_LOG
-        say(f"running inference without nsys (log: {log})")
+        say(f"running {'your command' if own else 'inference'} without nsys (log: {log})")
         status = run_step(app, log, child_say, env)
-        inner = _read_inner(result_json, status, "inference", log)
+        inner = (
+            _read_own(status, log) if own else _read_inner(result_json, status, "inference", log)
+        )
     else:
         for stale in (rep, sqlite):
             stale.unlink(missing_ok=True)
         log = run_dir / runinfo.PROFILE_LOG
-        argv = profile_argv(nsys, run_dir / runinfo.REPORT_BASE, app, request.extra_nsys_args)
+        argv = profile_argv(
+            nsys,
+            run_dir / runinfo.REPORT_BASE,
+            app,
+            request.extra_nsys_args,
+            graphs=own or options.decode == "cuda-graph",
+        )
         commands["profile"] = argv
         say(f"nsys profile → {rep} (log: {log})")
         status = run_step(argv, log, child_say, env)
-        inner = _read_inner(result_json, status, "nsys profile", log)
+        if own:
+            inner = _read_own(status, log)
+        else:
+            inner = _read_inner(result_json, status, "nsys profile", log)
         if not rep.is_file():
             raise NsysStepError(f"nsys profile wrote no {rep}; see its log: {log}")
         log = run_dir / runinfo.EXPORT_LOG
@@ -149,7 +181,9 @@ def profile_run(
         if not sqlite.is_file():
             raise NsysStepError(f"nsys export wrote no {sqlite}; see its log: {log}")
 
-    if request.static:
+    if own:
+        say("your command: no static file written; run `dsocr-nsys static` for its configuration")
+    elif request.static:
         commands["static"] = _write_static(options, inner, run_dir, env, say)
     # Hardware steps (dsocr_nsys.hw.launch), after the traced run: best effort, one line each.
     hw: dict[str, Any] = {}
@@ -180,13 +214,13 @@ def profile_run(
         if (run_dir / fname).is_file()
     }
     record = runinfo.build_run_record(
-        options=options.as_record(),
+        options={} if own else options.as_record(),
         inner=inner,
         gpu_arg=request.gpu,
         nsys_version=version,
         commands=commands,
         files=files,
-        driver=runinfo.driver_version(),
+        driver=runinfo.nvidia_smi_query("driver_version"),
         started=started,
         finished=runinfo.utc_now(),
     )
@@ -195,6 +229,14 @@ def profile_run(
     runinfo.point_latest(run_dir)
     say(f"wrote {run_dir / runinfo.RUN_JSON}")
     return record
+
+
+def _read_own(status: int, log: Path) -> dict[str, Any]:
+    """A command of the user's own writes no result: only its exit status counts."""
+    if status != 0:
+        raise NsysStepError(f"your command failed (exit status {status}); see its log: {log}")
+    # No result of ours to read the GPU from: the driver's own name for it (run.json gpu.name).
+    return {"environment": {"gpu_name": runinfo.nvidia_smi_query("name")}}
 
 
 def _write_static(
@@ -216,6 +258,7 @@ def _write_static(
         "max_new_tokens": options.max_new_tokens,
         "plan": result.get("plan") or {},
         "options": options.as_record(),
+        **runinfo.run_variant(options.as_record(), result),
     }
     output = run_dir / runinfo.STATIC_JSON
     argv = static_argv(fields, output, (sys.executable, "-m", "dsocr_nsys.cli"))
@@ -231,10 +274,20 @@ def _write_static(
     return argv
 
 
-def default_out(options: LaunchOptions, runs_dir: Path = Path("runs")) -> Path:
-    """``runs/<mode>-<tokens>`` (the Makefile's ``RUN`` default), with the preset when tiny."""
+def default_out(
+    options: LaunchOptions, runs_dir: Path = Path("runs"), command: Sequence[str] = ()
+) -> Path:
+    """``runs/<mode>-<tokens>`` (the Makefile's ``RUN`` default), with the preset when tiny,
+    the variant when not the default (``-cuda-graph``, ``-compile``, ``-b16``); for a command
+    of the user's own ``runs/cmd-<name of its script or program>``."""
+    if command:
+        script = next((Path(w).stem for w in command if w.endswith(".py")), Path(command[0]).name)
+        return runs_dir / f"cmd-{script}"
     prefix = "tiny-" if options.preset == "tiny" else ""
-    return runs_dir / f"{prefix}{options.mode}-{options.max_new_tokens}"
+    suffix = "-cuda-graph" if options.decode == "cuda-graph" else ""
+    suffix += "-compile" if options.compile else ""
+    suffix += f"-b{options.batch}" if options.batch != 1 else ""
+    return runs_dir / f"{prefix}{options.mode}-{options.max_new_tokens}{suffix}"
 
 
 def summary_rows(record: Mapping[str, Any], run_dir: Path) -> list[dict[str, Any]]:
@@ -320,6 +373,15 @@ def profile_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=False,
             help="Run the inference without nsys (checks the pipeline; no trace).",
         ),
+        click.option(
+            "--command",
+            "command_text",
+            default=None,
+            metavar="'CMD ARGS'",
+            help="Profile this program of yours instead of our inference (shell-quoted; or "
+            "give it after --: profile [OPTIONS] -- CMD ARGS).",
+        ),
+        click.argument("command_args", nargs=-1, type=click.UNPROCESSED),
     ]
     for spec in reversed(specs):
         func = spec(func)
@@ -328,14 +390,23 @@ def profile_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def request_from_kwargs(kwargs: dict[str, Any], options: LaunchOptions) -> ProfileRequest:
     """Pop the :func:`profile_options` keyword arguments into a :class:`ProfileRequest`."""
+    from .nsys import split_extra
+
     out = kwargs.pop("out")
+    text, args = kwargs.pop("command_text"), tuple(kwargs.pop("command_args"))
+    if text is not None and args:
+        raise DsocrError("give your command once: --command '...' or after --, not both")
+    command = tuple(split_extra(text)) if text is not None else args
+    if text is not None and not command:
+        raise DsocrError("--command is empty; give the program to profile, e.g. 'python x.py'")
     return ProfileRequest(
-        out=out if out is not None else default_out(options),
+        out=out if out is not None else default_out(options, command=command),
         gpu=kwargs.pop("gpu"),
         nsys=kwargs.pop("nsys_path"),
         extra_nsys_args=extra_args(kwargs.pop("extra_nsys_args")),
         use_nsys=not kwargs.pop("no_nsys"),
         static=kwargs.pop("with_static"),
+        command=command,
         ncu=kwargs.pop("with_ncu"),
         ncu_path=kwargs.pop("ncu_path"),
         ncu_new_tokens=kwargs.pop("ncu_new_tokens"),

@@ -40,7 +40,8 @@ def static_argv(
     image size the model's plan used, new tokens and dtype, written to ``output``.
 
     ``record`` is ``run.json`` (or the same fields: ``preset``, ``mode``, ``max_new_tokens``,
-    ``plan``, ``options.dtype``)."""
+    ``plan``, ``options.dtype``, the variant fields ``decode``, ``moe``, ``compile``,
+    ``batch``)."""
     plan = record.get("plan") or {}
     cmd = [
         *dsocr,
@@ -54,9 +55,22 @@ def static_argv(
         width, height = plan["image_size"]
         cmd.append(f"--image-size={width}x{height}")
     cmd.append(f"--max-new-tokens={record['max_new_tokens']}")
-    dtype = (record.get("options") or {}).get("dtype")
+    options = record.get("options") or {}
+    dtype = options.get("dtype")
     if dtype:
         cmd.append(f"--dtype={dtype}")
+    # The variant, as the model resolved it (run.json's top level) or as asked (options).
+    decode = record.get("decode") or options.get("decode")
+    if decode:
+        cmd.append(f"--decode={decode}")
+    moe = record.get("moe") or options.get("moe")
+    if moe:
+        cmd.append(f"--moe={moe}")
+    if record.get("compile") or options.get("compile"):
+        cmd.append("--compile")
+    batch = record.get("batch") or options.get("batch")
+    if batch:
+        cmd.append(f"--batch={batch}")
     cmd += ["-o", str(output)]
     return cmd
 

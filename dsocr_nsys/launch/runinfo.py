@@ -116,14 +116,15 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def driver_version() -> str | None:
-    """The NVIDIA driver version from ``nvidia-smi`` (no CUDA context is created), or None."""
+def nvidia_smi_query(field: str) -> str | None:
+    """One ``nvidia-smi --query-gpu`` field of the first GPU (``driver_version``, ``name``),
+    read without creating a CUDA context; None where nvidia-smi is missing or fails."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
     try:
         done = subprocess.run(
-            [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+            [smi, f"--query-gpu={field}", "--format=csv,noheader"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -152,7 +153,8 @@ def build_run_record(
     ``options``: the :class:`LaunchOptions` record; ``inner``: what the inner ``infer`` wrote
     (``result``: the model's InferenceResult as JSON, ``environment``: versions and GPU);
     ``gpu_arg``: the ``--gpu`` name for the MFU step; ``commands``: the argv of each step
-    (``profile``, ``export``, ``infer``); ``files``: run-folder-relative names of what exists.
+    (``profile``, ``export``, ``infer``, or ``command``: a program of the user's own, also at the
+    top level as ``command``); ``files``: run-folder-relative names of what exists.
     """
     result = dict(inner.get("result") or {})
     environment = dict(inner.get("environment") or {})
@@ -172,6 +174,7 @@ def build_run_record(
         "warmup": options.get("warmup"),
         "repeats": options.get("repeats"),
         "nvtx": options.get("nvtx"),
+        **run_variant(options, result),
         "options": dict(options),
         "plan": plan,
         "model_config": result.get("model_config"),
@@ -195,10 +198,27 @@ def build_run_record(
             "driver": driver,
             "nsys": nsys_version,
         },
+        "command": commands.get("command"),
         "commands": {k: v for k, v in commands.items()},
         "files": {k: v for k, v in files.items()},
         "host": {"platform": environment.get("platform"), "executable": sys.executable},
     }
+
+
+def run_variant(options: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """The variant fields of ``run.json`` (:data:`VARIANT_FIELDS`, plus ``compile_mode`` and
+    ``moe_kernel``): as the model resolved them (``result["variant"]``), else from the options
+    (a run of a command of the user's own has neither: all None)."""
+    from ..settings import VARIANT_FIELDS, InferenceSettings, variant
+
+    resolved = dict(result.get("variant") or {})
+    if not resolved and "decode" in options:
+        known = {f: options[f] for f in ("decode", "moe", "compile", "batch") if f in options}
+        resolved = variant(InferenceSettings(**known))
+    out = {f: resolved.get(f) for f in VARIANT_FIELDS}
+    out["compile_mode"] = resolved.get("compile_mode")
+    out["moe_kernel"] = resolved.get("moe_kernel")
+    return out
 
 
 def wall_timings(result: Mapping[str, Any]) -> dict[str, list[int]]:

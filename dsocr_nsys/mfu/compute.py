@@ -36,6 +36,7 @@ from ..errors import (
     StaticFileError,
     TraceContentError,
 )
+from ..settings import VARIANT_FIELDS
 from ..static.format import StageCompute, StaticCompute
 from ..vocab import (
     BUSY,
@@ -240,13 +241,20 @@ def check_config(
     static: StaticCompute,
     stage_frames: dict[str, pl.DataFrame],
     requests: pl.DataFrame,
+    run: dict[str, Any] | None = None,
 ) -> list[str]:
     """Compare the static configuration with the trace; return one line per mismatch.
 
     Checked where both sides know the value: prefill payload vs ``prefill_tokens``, vision
-    payloads vs ``views``, decode ranges per request vs ``decode_steps``."""
+    payloads vs ``views`` x ``batch`` (the payload counts the views of every page), decode
+    ranges per request vs ``decode_steps``, and the variant fields (decode, moe, compile, batch,
+    decode_attention) vs ``run`` (the run.json beside the trace, when there is one)."""
     cfg = static.config
     problems: list[str] = []
+    for key in VARIANT_FIELDS:
+        ours, theirs = cfg.get(key), (run or {}).get(key)
+        if ours is not None and theirs is not None and ours != theirs:
+            problems.append(f"static config {key}={ours} but the trace's run.json says {theirs}")
 
     def compare(field_name: str, expected: Any, seen: set[int], what: str) -> None:
         seen = {v for v in seen if v is not None}
@@ -263,7 +271,10 @@ def check_config(
     for part in VISION_PARTS:
         frame = stage_frames.get(part)
         if frame is not None:
-            compare("views", cfg.get("views"), set(_payloads(frame)), f"{part} payloads")
+            views = cfg.get("views")
+            if views is not None:
+                views *= int(cfg.get("batch") or 1)
+            compare("views", views, set(_payloads(frame)), f"{part} payloads")
     decode = stage_frames.get(DECODE)
     if decode is not None and cfg.get("decode_steps") is not None:
         counts = decode_steps_per_request(decode, requests, prefill)
@@ -482,8 +493,10 @@ def compute_mfu(
     peak: PeakChoice,
     *,
     allow_mismatch: bool = False,
+    run: dict[str, Any] | None = None,
 ) -> MfuResult:
-    """Per-stage MFU/MBU from a frame of counted NVTX range instances.
+    """Per-stage MFU/MBU from a frame of counted NVTX range instances (``run``: the trace's
+    run.json, when known, for :func:`check_config`).
 
     ``ranges`` has the trace engine's ``Trace.ranges()`` columns (warm-up already excluded or
     not, as the caller chose). Raises :class:`StageNotFoundError` when no stage name occurs,
@@ -519,7 +532,7 @@ def compute_mfu(
                 "push/pop placement around the stage"
             )
 
-    problems = check_config(static, frames, requests)
+    problems = check_config(static, frames, requests, run)
     if problems:
         if not allow_mismatch:
             raise ConfigMismatchError(

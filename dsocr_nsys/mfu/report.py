@@ -3,9 +3,11 @@ and shape the result as :class:`~dsocr_nsys.output.Report` objects or a folder o
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -46,6 +48,18 @@ ROOFLINE_COLUMNS = [
 ]
 TIMELINE_COLUMNS = ["stage", "first_start_ns", "first_gpu_start_ns"]
 PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_mbu.png", "mfu_roofline.png")
+
+
+def _run_beside(trace: Path) -> dict[str, Any] | None:
+    """The run.json of the run folder holding ``trace`` (``dsocr-nsys profile``'s layout; a
+    fixture's ``NAME.run.json`` beside ``NAME.sqlite`` too), or None."""
+    for candidate in (trace.with_name("run.json"), trace.with_suffix(".run.json")):
+        if candidate.is_file():
+            try:
+                return dict(json.loads(candidate.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                return None
+    return None
 
 
 def analyse(
@@ -92,8 +106,8 @@ def analyse(
         peak_gbps=peak_gbps,
         env=os.environ if env is None else env,
     )
-    result = compute_mfu(ranges, static, peak, allow_mismatch=allow_mismatch)
     path = Path(trace_path)
+    result = compute_mfu(ranges, static, peak, allow_mismatch=allow_mismatch, run=_run_beside(path))
     rep = nsys_rep_for(path)
     result.meta = {
         "trace": str(path),

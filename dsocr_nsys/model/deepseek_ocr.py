@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import ModelError
 from .clip import ClipEncoder
 from .config import ModelConfig
-from .llm import DeepseekLM, RMSNorm
+from .llm import DeepseekLM, MoE, RMSNorm
 from .sam import LayerNorm2d, SamEncoder
 
 # Opens an NVTX range (name, integer payload) for the vision stages; a no-op by default.
@@ -62,16 +62,31 @@ class DeepseekOCR(nn.Module):
         crop_grid: tuple[int, int] | None = None,
         stage: StageRange = _no_range,
     ) -> torch.Tensor:
-        """Image embeddings in DeepSeek-OCR's layout: (image_tokens, hidden).
+        """Image embeddings of one page in DeepSeek-OCR's layout: (image_tokens, hidden).
 
         ``global_view`` is (1, 3, S, S); ``crops`` (n, 3, c, c) in row-major order of
         ``crop_grid`` = (columns, rows). Layout: the crops tiled into one grid with an
         ``image_newline`` after each row, then the global view with a newline after each row,
-        then one ``view_seperator``. Each stage runs over all views inside one ``stage`` range
-        (payload: number of views); crops and the global view differ in size, so each stage is
-        two batched calls when there are crops.
+        then one ``view_seperator``. See :meth:`encode_pages` for several pages.
         """
-        batches = [crops, global_view] if crops is not None else [global_view]
+        return self.encode_pages(global_view, crops, crop_grid, stage)[0]
+
+    def encode_pages(
+        self,
+        global_views: torch.Tensor,
+        crops: torch.Tensor | None = None,
+        crop_grid: tuple[int, int] | None = None,
+        stage: StageRange = _no_range,
+    ) -> torch.Tensor:
+        """Image embeddings of P pages of the same plan: (P, image_tokens, hidden).
+
+        ``global_views`` is (P, 3, S, S); ``crops`` (P * n, 3, c, c), page by page. Each stage
+        runs over the views of all pages inside one ``stage`` range (payload: number of views,
+        all pages); crops and global views differ in size, so each stage is two batched calls
+        when there are crops.
+        """
+        pages = global_views.shape[0]
+        batches = [crops, global_views] if crops is not None else [global_views]
         views = sum(b.shape[0] for b in batches)
         with stage("sam", views):
             sam_out = [self.sam(b) for b in batches]  # (n, C, q, q)
@@ -84,21 +99,26 @@ class DeepseekOCR(nn.Module):
             ]
         hidden = feats[0].shape[-1]
         newline = self.image_newline.to(feats[0].dtype)
-        parts = []
-        if crops is not None:
-            if crop_grid is None:
-                raise ModelError("internal: crops given without their grid")
-            cols, rows = crop_grid
-            local = feats[0]
-            q = math.isqrt(local.shape[1])
-            local = local.view(rows, cols, q, q, hidden).permute(0, 2, 1, 3, 4)
-            local = local.reshape(rows * q, cols * q, hidden)
-            parts.append(_with_newlines(local, newline))
-        glob = feats[-1]
-        q = math.isqrt(glob.shape[1])
-        parts.append(_with_newlines(glob.view(q, q, hidden), newline))
-        parts.append(self.view_seperator.to(glob.dtype)[None, :])
-        return torch.cat(parts, dim=0)
+        glob_all = feats[-1]
+        q_glob = math.isqrt(glob_all.shape[1])
+        out = []
+        for page in range(pages):
+            parts = []
+            if crops is not None:
+                if crop_grid is None:
+                    raise ModelError("internal: crops given without their grid")
+                cols, rows = crop_grid
+                n = cols * rows
+                local = feats[0][page * n : (page + 1) * n]
+                q = math.isqrt(local.shape[1])
+                local = local.view(rows, cols, q, q, hidden).permute(0, 2, 1, 3, 4)
+                local = local.reshape(rows * q, cols * q, hidden)
+                parts.append(_with_newlines(local, newline))
+            glob = glob_all[page]
+            parts.append(_with_newlines(glob.view(q_glob, q_glob, hidden), newline))
+            parts.append(self.view_seperator.to(glob.dtype)[None, :])
+            out.append(torch.cat(parts, dim=0))
+        return torch.stack(out)
 
 
 def _with_newlines(grid: torch.Tensor, newline: torch.Tensor) -> torch.Tensor:
@@ -157,7 +177,8 @@ def build_model(
     Parameters are allocated once, directly in ``dtype`` on ``device``, then either filled from a
     safetensors checkpoint directory (``weights``) or initialised randomly and deterministically
     from ``seed``: normal(0, 0.02) for weights and embeddings, zeros for biases, ones for norm
-    scales. The model is returned in eval mode.
+    scales. The routed experts' weights live in stacked tensors (:meth:`MoE.stack_experts`), so
+    do not move the model afterwards (``.to``): build it where it runs. Eval mode.
     """
     with torch.device("meta"):
         model = DeepseekOCR(cfg)
@@ -166,6 +187,9 @@ def build_model(
     if device.type == "meta":
         return model.to(dtype) if dtype != torch.float32 else model
     model._apply(lambda t: torch.empty_like(t, device=device, dtype=dtype))
+    for module in model.modules():
+        if isinstance(module, MoE):
+            module.stack_experts()  # before filling: the experts' parameters become views
     if weights is not None:
         load_weights(model, weights)
     else:

@@ -68,6 +68,12 @@ class StaticOptions:
     context: int | None = None
     dtype: str = "bfloat16"
     sources: bool = True  # run fvcore and FlopCounterMode (formulas always run)
+    # The launcher's variant (dsocr_nsys.settings.variant): decode attention and batch change
+    # the figures, decode/moe/compile are recorded so that mfu can match the trace's run.json.
+    decode: str = "eager"
+    moe: str | None = None
+    compile: bool = False
+    batch: int = 1
 
 
 @dataclass
@@ -129,6 +135,8 @@ def _validate(opts: StaticOptions) -> None:
         raise ModelError(f"--max-new-tokens must be at least 1, got {opts.max_new_tokens}")
     if opts.context is not None and opts.context < 1:
         raise ModelError(f"--context must be a positive number of tokens, got {opts.context}")
+    if opts.batch < 1:
+        raise ModelError(f"--batch must be at least 1, got {opts.batch}")
     if opts.dtype not in DTYPE_BYTES:
         raise ModelError(f"unknown dtype {opts.dtype!r}; choose one of: {', '.join(DTYPE_BYTES)}")
     if opts.image_size is not None and min(opts.image_size) < 1:
@@ -359,25 +367,36 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             f"model window {window}; lower --max-new-tokens"
         )
     dbytes = DTYPE_BYTES[opts.dtype]
+    from ..settings import InferenceSettings, variant
+
+    var = variant(
+        InferenceSettings(decode=opts.decode, moe=opts.moe, compile=opts.compile, batch=opts.batch)
+    )
+    # padded_cache: every decode step attends the whole cache (prefill + new tokens, masked);
+    # context: the step's own context. n: sequences per step (pages per request).
+    padded = var["decode_attention"] == "padded_cache"
+    cache_len = plan.prefill_tokens + opts.max_new_tokens
+    attn_ctx = cache_len if padded else ctx
+    n = opts.batch
     if progress:
         progress(
             f"static: {opts.preset} preset, {opts.mode}, {plan.num_views} view(s), "
             f"{plan.prefill_tokens} prefill tokens, decode context {ctx}"
         )
 
-    terms = _formula_terms(cfg, plan, ctx)
+    terms = _formula_terms(cfg, plan, attn_ctx)
     model = build_model(cfg, device="meta", dtype=resolve_dtype(opts.dtype))
     counts = parameter_counts(model)
 
     fv: dict[str, Any] = {}
     fc: dict[str, Any] = {}
     if opts.sources:
-        fv = _run_fvcore(model, plan, ctx, progress)
+        fv = _run_fvcore(model, plan, attn_ctx, progress)
         from fvcore.nn import parameter_count
 
         fv_params = parameter_count(model)
         fv_params_by_stage = _params_by_stage(fv_params, total_key="")
-        fc = _run_flop_counter(cfg, plan, ctx, progress)
+        fc = _run_flop_counter(cfg, plan, attn_ctx, progress)
         for name in (VISION, PREFILL):
             parts = list(VISION_PARTS) + (["prefill_llm"] if name == PREFILL else [])
             fv[name] = _merge_fv([fv[p] for p in parts])
@@ -392,33 +411,40 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         CLIP: (counts[CLIP] - clip_unused) * calls,
         PROJECTOR: counts[PROJECTOR] * calls,
     }
-    experts_prefill = expected_experts(plan.prefill_tokens, cfg)
+    experts_prefill = expected_experts(n * plan.prefill_tokens, cfg)
     # prefill embeds the text tokens only (BOS + prompt text); image positions come from the
     # projector
     text_rows = plan.prefill_tokens - plan.image_tokens
     weights["prefill_llm"] = _llm_weight_params(cfg, text_rows, experts_prefill)
-    weights[DECODE] = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
+    # one step reads each expert any of its n tokens chose once (both MoE implementations)
+    weights[DECODE] = _llm_weight_params(cfg, n, expected_experts(n, cfg))
     weights[VISION] = sum(weights[s] for s in VISION_PARTS)
     weights[PREFILL] = weights[VISION] + weights["prefill_llm"]
     kv_per_pos = 2 * cfg.llm.layers * cfg.llm.heads * cfg.llm.head_dim * dbytes
     params = _params_by_stage(counts, total_key="total")
-    decode_active = _llm_weight_params(cfg, 1, cfg.llm.experts_per_token)
+    decode_active = weights[DECODE]
 
     # One entry per stage: what every stage has, then what only some have (the document is
     # built once; the tables below are read from it).
-    acts = {name: sum(x.out_elems for x in terms[name]) for name in STAGES}
-    kv_bytes = {  # (read, write): decode reads its context and writes one position
-        DECODE: (kv_per_pos * ctx, kv_per_pos),
-        PREFILL: (0, kv_per_pos * plan.prefill_tokens),
+    # n pages: n times the work, activations and KV traffic; weights as above.
+    acts = {name: n * sum(x.out_elems for x in terms[name]) for name in STAGES}
+    kv_bytes = {  # (read, write): decode reads what it attends and writes one position
+        DECODE: (n * kv_per_pos * attn_ctx, n * kv_per_pos),
+        PREFILL: (0, n * kv_per_pos * plan.prefill_tokens),
     }
     view_fields = {"views": plan.num_views, "calls": calls}
-    base_macs = F.total_macs(F.decode_terms(0, cfg.llm))
-    bytes_base = decode_active * dbytes + acts[DECODE] * dbytes + kv_per_pos
+    base_macs = n * F.total_macs(F.decode_terms(0, cfg.llm))
+    per_ctx_macs = n * F.decode_attention_macs_per_context(cfg.llm)
+    bytes_base = decode_active * dbytes + acts[DECODE] * dbytes + n * kv_per_pos
+    per_ctx_bytes = n * kv_per_pos
+    if padded:  # the step attends the whole cache: its work does not depend on its context
+        base_macs, per_ctx_macs = base_macs + per_ctx_macs * cache_len, 0
+        bytes_base, per_ctx_bytes = bytes_base + per_ctx_bytes * cache_len, 0
     coeff = {
         "flops_base": 2 * base_macs,
-        "flops_per_context": 2 * F.decode_attention_macs_per_context(cfg.llm),
+        "flops_per_context": 2 * per_ctx_macs,
         "bytes_base": bytes_base,
-        "bytes_per_context": kv_per_pos,
+        "bytes_per_context": per_ctx_bytes,
     }
     sum_ctx = steps * plan.prefill_tokens + steps * (steps + 1) // 2
     extras: dict[str, dict[str, Any]] = {
@@ -426,24 +452,25 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         VISION: {**view_fields, "contains": list(VISION_PARTS), "nested_in": PREFILL},
         PREFILL: {
             "contains": [VISION],
-            "llm_flops": 2 * F.total_macs(terms["prefill_llm"]),
-            "vision_flops": 2 * F.total_macs(terms[VISION]),
+            "llm_flops": 2 * n * F.total_macs(terms["prefill_llm"]),
+            "vision_flops": 2 * n * F.total_macs(terms[VISION]),
             "tokens": plan.prefill_tokens,
             "lm_head_positions": 1,
             "experts_touched_per_layer": round(experts_prefill, 3),
         },
         DECODE: {
             "per_step": coeff,
-            "context_tokens": ctx,
+            "context_tokens": attn_ctx,
             "params_active": decode_active,
             "steps": steps,
+            "sequences": n,
             "total_flops": steps * coeff["flops_base"] + coeff["flops_per_context"] * sum_ctx,
-            "total_bytes": steps * bytes_base + kv_per_pos * sum_ctx,
+            "total_bytes": steps * bytes_base + per_ctx_bytes * sum_ctx,
         },
     }
     stages: dict[str, Any] = {}
     for name in STAGES:
-        macs = F.total_macs(terms[name])
+        macs = n * F.total_macs(terms[name])
         kv_read, kv_write = kv_bytes.get(name, (0, 0))
         w_bytes = weights[name] * dbytes
         a_bytes = acts[name] * dbytes
@@ -457,12 +484,12 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             "activations": acts[name],
             "kv_read_bytes": kv_read,
             "kv_write_bytes": kv_write,
-            "operators": {k: 2 * v for k, v in F.by_category(terms[name]).items()},
+            "operators": {k: 2 * n * v for k, v in F.by_category(terms[name]).items()},
             **extras.get(name, {}),
         }
         entry["sources"] = {"formula": {"flops": 2 * macs, "macs": macs}}
         if opts.sources:
-            _add_sources(entry, fv[name], fc[name], fv_params_by_stage[name])
+            _add_sources(entry, fv[name], fc[name], fv_params_by_stage[name], n)
         stages[name] = entry
 
     config = {
@@ -479,12 +506,13 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
         "decode_steps": steps,
         "dtype": opts.dtype,
         "decode_context_mode": opts.context_mode,
-        "decode_context_tokens": ctx,
+        "decode_context_tokens": attn_ctx,
+        **var,
         "causal_attention": "unmasked",
         "lm_head_positions_prefill": 1,
     }
     checks = _known_checks(cfg, opts.preset)
-    notes = _notes(cfg, plan, opts, calls)
+    notes = _notes(cfg, plan, opts, calls, padded)
     doc = {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -498,26 +526,27 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
     return StaticReport(doc, document_tables(doc), notes)
 
 
-def _add_sources(entry: dict[str, Any], fv: Any, fc: Any, fv_params: int) -> None:
+def _add_sources(entry: dict[str, Any], fv: Any, fc: Any, fv_params: int, n: int = 1) -> None:
     """Put fvcore's and FlopCounterMode's figures for one stage into its entry (``sources``,
-    ``unsupported_ops``, and the norm FLOPs only fvcore sees among the operators)."""
+    ``unsupported_ops``, and the norm FLOPs only fvcore sees among the operators). Both trace
+    one page: ``n`` pages (the batch) do ``n`` times its work."""
     fv_cat = fv.by_category()
-    fv_macs = sum(fv_cat.get(c, 0) for c in F.CATEGORIES)
+    fv_macs = n * sum(fv_cat.get(c, 0) for c in F.CATEGORIES)
     fc_cat = fc.by_category()
     entry["sources"]["fvcore"] = {
         "flops": 2 * fv_macs,
         "macs": fv_macs,
-        "norm_flops": 2 * fv_cat.get("norm", 0),
+        "norm_flops": 2 * n * fv_cat.get("norm", 0),
         "params": fv_params,
-        "activations": fv.activations,
-        "by_operator_macs": dict(fv.macs_by_operator),
+        "activations": n * fv.activations,
+        "by_operator_macs": {k: n * v for k, v in fv.macs_by_operator.items()},
     }
     entry["sources"]["flop_counter"] = {
-        "flops": sum(fc_cat.get(c, 0) for c in F.CATEGORIES),
-        "by_op_flops": dict(fc.flops_by_op),
+        "flops": n * sum(fc_cat.get(c, 0) for c in F.CATEGORIES),
+        "by_op_flops": {k: n * v for k, v in fc.flops_by_op.items()},
     }
     entry["unsupported_ops"] = dict(sorted(fv.unsupported.items()))
-    entry["operators"]["norm"] = 2 * fv_cat.get("norm", 0)
+    entry["operators"]["norm"] = 2 * n * fv_cat.get("norm", 0)
     # the document's key order: sources last
     entry["sources"] = entry.pop("sources")
 
@@ -646,8 +675,19 @@ def _known_checks(cfg: Any, preset: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _notes(cfg: Any, plan: Any, opts: StaticOptions, calls: int) -> list[str]:
+def _notes(cfg: Any, plan: Any, opts: StaticOptions, calls: int, padded: bool) -> list[str]:
     return [
+        f"Variant: batch {opts.batch} (every figure is for the {opts.batch} page(s) of one "
+        "request: FLOPs, activations and KV traffic times the batch, weights read once per "
+        "batched call or step, routed experts read = expected distinct experts among the "
+        "batch's tokens); decode attention "
+        + (
+            "over the whole padded cache (prefill + new tokens, masked), as the static-shape "
+            "step of --decode cuda-graph / --compile runs it: per-step figures do not depend "
+            "on the context."
+            if padded
+            else "over each step's real context."
+        ),
         "FLOPs are 2 per multiply-add; a stage's FLOPs count matmul, convolution and attention "
         "(norms and element-wise ops are listed apart and not included).",
         "Causal attention counts the unmasked (query, key) pairs: S(S+1)/2 for a prompt of S "
