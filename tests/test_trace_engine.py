@@ -103,21 +103,35 @@ def test_busy_time_is_the_union_of_op_intervals(request: pytest.FixtureRequest, 
         assert row["gpu_start_ns"] == min(s for s, _ in mine)
 
 
+def clip_kernels() -> tuple[list[tuple[int, int, int]], int]:
+    """The H100 fixture's kernels launched inside `clip` (rowid, start, end; by start) and the
+    rowid of the first kernel launched after it."""
+    con = sqlite3.connect(f"file:{H100}?mode=ro", uri=True)
+    try:
+        clip_start, clip_end = con.execute(
+            "SELECT start, end FROM NVTX_EVENTS WHERE text = 'clip'"
+        ).fetchone()
+        kernels = con.execute(
+            "SELECT k.rowid, k.start, k.end FROM CUPTI_ACTIVITY_KIND_KERNEL k"
+            " JOIN CUPTI_ACTIVITY_KIND_RUNTIME r USING (correlationId)"
+            " WHERE r.start >= ? AND r.end <= ? ORDER BY k.start",
+            (clip_start, clip_end),
+        ).fetchall()
+        (after,) = con.execute(
+            "SELECT min(k.rowid) FROM CUPTI_ACTIVITY_KIND_KERNEL k"
+            " JOIN CUPTI_ACTIVITY_KIND_RUNTIME r USING (correlationId) WHERE r.start > ?",
+            (clip_end,),
+        ).fetchone()
+    finally:
+        con.close()
+    return kernels, after
+
+
 def test_busy_counts_overlap_once(tmp_path: Path) -> None:
     """Two kernels of clip overlapping on two streams of two GPUs (as a multi-stream run
     records them): busy counts the overlap once, kernel time twice; the range spans both
     devices and stages then split per device set."""
-    con = sqlite3.connect(f"file:{H100}?mode=ro", uri=True)
-    clip_start, clip_end = con.execute(
-        "SELECT start, end FROM NVTX_EVENTS WHERE text = 'clip'"
-    ).fetchone()
-    kernels = con.execute(
-        "SELECT k.rowid, k.start, k.end FROM CUPTI_ACTIVITY_KIND_KERNEL k"
-        " JOIN CUPTI_ACTIVITY_KIND_RUNTIME r USING (correlationId)"
-        " WHERE r.start >= ? AND r.end <= ? ORDER BY k.start",
-        (clip_start, clip_end),
-    ).fetchall()
-    con.close()
+    kernels, _ = clip_kernels()
     (_, s1, e1), (id2, s2, e2) = kernels[0], kernels[1]
     shift = s2 - (s1 + 10_000)  # the second kernel now starts 10 µs into the first
     path = edited_copy(
@@ -182,22 +196,8 @@ def test_busy_with_other_work_on_the_same_gpu(tmp_path: Path) -> None:
     """A kernel launched after clip is moved to run inside clip's GPU span on the same device
     (as another thread's or stream's work would): clip's busy time is still the union of its
     own kernels only (the sweep does not apply there, the sorted union does)."""
-    con = sqlite3.connect(f"file:{H100}?mode=ro", uri=True)
-    clip_start, clip_end = con.execute(
-        "SELECT start, end FROM NVTX_EVENTS WHERE text = 'clip'"
-    ).fetchone()
-    mine = con.execute(
-        "SELECT k.start, k.end FROM CUPTI_ACTIVITY_KIND_KERNEL k"
-        " JOIN CUPTI_ACTIVITY_KIND_RUNTIME r USING (correlationId)"
-        " WHERE r.start >= ? AND r.end <= ? ORDER BY k.start",
-        (clip_start, clip_end),
-    ).fetchall()
-    (other,) = con.execute(
-        "SELECT min(k.rowid) FROM CUPTI_ACTIVITY_KIND_KERNEL k"
-        " JOIN CUPTI_ACTIVITY_KIND_RUNTIME r USING (correlationId) WHERE r.start > ?",
-        (clip_end,),
-    ).fetchone()
-    con.close()
+    kernels, other = clip_kernels()
+    mine = [(start, end) for _, start, end in kernels]
     at = mine[0][1] - 1_000  # from 1 µs before clip's first kernel ends, for 5 µs
     path = edited_copy(
         tmp_path,
