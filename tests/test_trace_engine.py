@@ -211,6 +211,25 @@ def test_busy_with_other_work_on_the_same_gpu(tmp_path: Path) -> None:
     assert clip["busy_ns"] == union_length(mine)
 
 
+def test_launches_recorded_twice_in_a_schema3_export(tmp_path: Path) -> None:
+    """An export with META_DATA_EXPORT whose runtime table still holds every launch twice (the
+    call and a nested versioned entry, as nsys 2022 wrote them) gives the same stages as the
+    real file: the doubling is detected and merged, never counted twice."""
+    path = edited_copy(
+        tmp_path,
+        H100,
+        "INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME "
+        "(start, end, eventClass, globalTid, correlationId, nameId, returnValue, callchainId) "
+        "SELECT start + 1, end - 1, eventClass, globalTid, correlationId, nameId, returnValue, "
+        "callchainId FROM CUPTI_ACTIVITY_KIND_RUNTIME WHERE correlationId IN "
+        "(SELECT correlationId FROM CUPTI_ACTIVITY_KIND_KERNEL)",
+    )
+    with open_trace(H100) as real, open_trace(path) as doubled:
+        assert doubled.has_table("META_DATA_EXPORT")
+        assert doubled.stages().equals(real.stages())
+        assert doubled.kernels(stage="clip").equals(real.kernels(stage="clip"))
+
+
 def test_deepseek_ocr_stages(dsocr: Trace) -> None:
     """The real DeepSeek-OCR run: warm-up left out, stages in pipeline order, payloads kept."""
     stages = dsocr.stages()

@@ -24,6 +24,7 @@ from ..sqlfiles import load_sql
 from . import db, source
 from .model import GpuInfo, GraphRecords, TraceInfo
 from .steps import (
+    DOUBLED_CHECK,
     GRAPH_TABLE,
     KERNEL_TABLE,
     NVTX_PARAMS,
@@ -173,8 +174,12 @@ class Trace:
                 "end_ns BIGINT, correlation_id BIGINT, global_pid BIGINT)"
             )
             return
+        params = {name: self._param(name) for name in step.params} or None
         sql = step.sql if self.has_table(SCHEMA3_TABLE) else SCHEMA2_SQL.get(step.sql, step.sql)
-        self._run(sql, {name: self._param(name) for name in step.params} or None)
+        self._run(sql, params)
+        check = DOUBLED_CHECK.get(sql)
+        if check is not None and self._run(check).fetchone()[0]:
+            self._run(SCHEMA2_SQL[sql], params)
         if step.sql == "trace_ops":
             branches = [load_sql(sql) for table, sql in OP_SOURCES.items() if self.has_table(table)]
             if branches:

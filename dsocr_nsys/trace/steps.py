@@ -30,6 +30,9 @@ OP_SOURCES: dict[str, str] = {
 #: runtime table; for them a step runs its variant in SCHEMA2_SQL instead.
 SCHEMA3_TABLE = "META_DATA_EXPORT"
 SCHEMA2_SQL: dict[str, str] = {"trace_launches": "trace_launches_merged"}
+#: A schema-3 export is not trusted to record each launch once: after trace_launches, this
+#: check (bool) runs, and where it is true the step's SCHEMA2_SQL variant replaces its table.
+DOUBLED_CHECK: dict[str, str] = {"trace_launches": "trace_launches_doubled"}
 
 #: ``NVTX_EVENTS.eventType`` values bound as parameters of the NVTX SQL (named once, in vocab).
 NVTX_PARAMS: dict[str, int] = {
