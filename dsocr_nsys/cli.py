@@ -366,7 +366,7 @@ def static_cmd(
 
 
 @cli.command("mfu")
-@click.argument("trace", type=click.Path(dir_okay=False))
+@click.argument("trace", type=click.Path(dir_okay=True))
 @click.option(
     "--static",
     "static_path",

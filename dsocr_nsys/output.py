@@ -565,6 +565,24 @@ def resolve_format(fmt: str | None, output: str | os.PathLike[str] | None) -> st
     return fmt
 
 
+def check_output_dir_name(fmt: str | None, output: str | os.PathLike[str]) -> None:
+    """A command whose ``-o`` is a folder writes every format into it, so ``-f`` beside it,
+    or a folder named like a file (``-o x.json``), asks for what it will not do: a usage
+    error, before any work."""
+    suffix = Path(output).suffix.lower()
+    if fmt is not None:
+        raise click.UsageError(
+            f"-f {fmt} with -o {output}: -o writes a folder holding every format; drop -f, "
+            f"or drop -o to print {fmt}"
+        )
+    if suffix in FORMAT_BY_SUFFIX:
+        raise click.UsageError(
+            f"-o {output} names a {suffix} file, but -o is a folder here (every format is "
+            f"written into it); give a folder name, or -f {FORMAT_BY_SUFFIX[suffix]} without "
+            "-o to print one format"
+        )
+
+
 def check_output(path: str | os.PathLike[str], *, directory: bool = False) -> str | None:
     """Why ``path`` cannot be written as ``-o`` (a file, or a folder of files when
     ``directory``), or None when it can. Checked before a command does its work, so a long
@@ -620,6 +638,8 @@ def output_options(
     def decorate(f: F) -> F:
         @functools.wraps(f)
         def with_format(*args: Any, fmt: str | None, output: str | None, **kwargs: Any) -> Any:
+            if directory and output:
+                check_output_dir_name(fmt, output)
             fmt = resolve_format(fmt, None if directory else output)
             return f(*args, fmt=fmt, output=output, **kwargs)
 

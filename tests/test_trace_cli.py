@@ -45,7 +45,9 @@ def test_stages_table() -> None:
     assert code == 0
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("Name"))
-    assert "GPU span total (µs)" in header and "GPU busy total (µs)" in header and "GPU (%)" in header
+    assert (
+        "GPU span total (µs)" in header and "GPU busy total (µs)" in header and "GPU (%)" in header
+    )
     sam = next(line for line in lines if line.startswith("sam "))
     assert "770.8" in sam and "120.2" in sam  # proj and busy, µs
     assert [ln.split()[0] for ln in lines if ln.split() and ln.split()[0] in

@@ -91,7 +91,8 @@ def range_group(name: pl.Expr) -> pl.Expr:
     return name.str.replace_all(PER_CALL_SUFFIX, "")
 
 
-def _kind(path: Path) -> str:
+def input_kind(path: Path) -> str:
+    """What a compare input is (run folder, mfu.json, export); InputFileError for none."""
     if path.is_dir():
         if not (path / SQLITE).is_file():
             raise InputFileError(
@@ -111,6 +112,19 @@ def _kind(path: Path) -> str:
         f"{path}: neither a run folder, an mfu.json nor an nsys SQLite export; export the "
         "report with `nsys export --type sqlite` or pass `dsocr-nsys mfu -o DIR`'s mfu.json"
     )
+
+
+def check_input(path: str | Path) -> None:
+    """Raise the error :func:`load_run` would raise for a bad input (not a run folder, mfu.json
+    or export; a damaged or foreign export), without reading it: compare checks every input
+    first, so a bad last one is the only line, before any progress."""
+    from ..trace import open_trace
+
+    p = Path(path)
+    kind = input_kind(p)
+    if kind != MFU_JSON:
+        with open_trace(p / SQLITE if kind == RUN_FOLDER else p):
+            pass
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -221,13 +235,13 @@ def load_run(
     from ..trace import open_trace
 
     p = Path(path)
-    kind = _kind(p)
+    kind = input_kind(p)
     if kind == MFU_JSON:
         return _load_mfu_json(p)
     trace_path = p / SQLITE if kind == RUN_FOLDER else p
+    trace = open_trace(trace_path)  # checks the export first: a bad one is one error line
     if progress:
         progress(f"reading {trace_path}")
-    trace = open_trace(trace_path)
     try:
         raw = trace.ranges(include_warmup=include_warmup)
         config: dict[str, Any] = {}

@@ -81,8 +81,8 @@ def analyse(
 
     say = progress or (lambda _msg: None)
     static = load_static(static_path)  # fail fast on a bad static file before reading the trace
-    say(f"reading {trace_path}")
-    with open_trace(trace_path) as trace:
+    with open_trace(trace_path) as trace:  # checks the export first: a bad one is one line
+        say(f"reading {trace_path}")
         gpus_in_trace = trace.gpus()
         ranges = trace.ranges(include_warmup=include_warmup)
     # the GPUs the ranges' work ran on, when the engine says (a mixed machine: only those count)
