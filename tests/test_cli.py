@@ -116,7 +116,7 @@ def test_format_beside_a_folder_output_is_refused_before_work(tmp_path: Path, co
 def test_unbalanced_quotes_are_one_line(tmp_path: Path, option: str) -> None:
     line = _one_line(["profile", "--no-nsys", "--out", tmp_path / "run", option, "'x"])
     assert line == (
-        f"Error: {option} \"'x\": no closing quotation; balance its quotes (it is split by "
+        f'Error: {option} "\'x": no closing quotation; balance its quotes (it is split by '
         "shell rules)"
     )
     assert not (tmp_path / "run").exists()
