@@ -323,6 +323,10 @@ def test_profile_own_command(tmp_path: Path, nsys: Path, style: str) -> None:
     assert (record["mode"], record["decode"], record["batch"]) == (None, None, None)
     assert "my inference" in (run / "nsys-profile.log").read_text()
     assert (run / "trace.sqlite").is_file() and not (run / "static_compute.json").exists()
+    # the summary shows the program and no empty fields of ours (mode, views, tokens)
+    summary = result.stdout
+    assert f"Command: {shlex.join(program)}" in summary
+    assert "None" not in summary and "Mode:" not in summary
 
 
 def test_profile_own_command_failure_and_misuse(tmp_path: Path, nsys: Path) -> None:

@@ -8,6 +8,7 @@ so nothing here imports polars or DuckDB: summaries are plain rows, rendered by
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,20 @@ def profile(fmt: str, output: str | None, **kwargs: Any) -> None:
     report = Report(
         tables={"files": summary_rows(record, request.out)},
         meta={
-            "run": str(request.out),
-            "mode": record["mode"],
-            "views": record["views"],
-            "prefill_tokens": record["prefill_tokens"],
-            "decode_steps": record["decode_steps"],
-            "gpu": record["gpu"]["name"],
-            "mfu_gpu": record["gpu"]["mfu_name"],
-            "nsys": record["versions"]["nsys"],
+            key: value
+            for key, value in {
+                "run": str(request.out),
+                "command": shlex.join(record["command"]) if record.get("command") else None,
+                "mode": record["mode"],
+                "views": record["views"],
+                "prefill_tokens": record["prefill_tokens"],
+                "decode_steps": record["decode_steps"],
+                "gpu": record["gpu"]["name"],
+                "mfu_gpu": record["gpu"]["mfu_name"],
+                "nsys": record["versions"]["nsys"],
+            }.items()
+            # a program of the user's own has no mode, views or tokens of ours to show
+            if value is not None
         },
         title="dsocr-nsys profile: run folder",
     )

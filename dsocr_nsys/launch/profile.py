@@ -220,7 +220,7 @@ def profile_run(
         nsys_version=version,
         commands=commands,
         files=files,
-        driver=runinfo.driver_version(),
+        driver=runinfo.nvidia_smi_query("driver_version"),
         started=started,
         finished=runinfo.utc_now(),
     )
@@ -235,7 +235,8 @@ def _read_own(status: int, log: Path) -> dict[str, Any]:
     """A command of the user's own writes no result: only its exit status counts."""
     if status != 0:
         raise NsysStepError(f"your command failed (exit status {status}); see its log: {log}")
-    return {}
+    # No result of ours to read the GPU from: the driver's own name for it (run.json gpu.name).
+    return {"environment": {"gpu_name": runinfo.nvidia_smi_query("name")}}
 
 
 def _write_static(

@@ -116,14 +116,15 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def driver_version() -> str | None:
-    """The NVIDIA driver version from ``nvidia-smi`` (no CUDA context is created), or None."""
+def nvidia_smi_query(field: str) -> str | None:
+    """One ``nvidia-smi --query-gpu`` field of the first GPU (``driver_version``, ``name``),
+    read without creating a CUDA context; None where nvidia-smi is missing or fails."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
     try:
         done = subprocess.run(
-            [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+            [smi, f"--query-gpu={field}", "--format=csv,noheader"],
             capture_output=True,
             text=True,
             timeout=30,
