@@ -214,15 +214,6 @@ PYTORCH = TRACES / "nsysai_h100_2gpu_1s.sqlite"  # 16,782 range names
         (["kernels"], "Missing argument 'TRACE'"),
         (["kernels", H100, "--bogus"], "No such option '--bogus'"),
         (["nosuchcommand"], "No such command 'nosuchcommand'"),
-        (  # mfu reads what the trace commands read: a folder is a Parquet export or wrong
-            [
-                "mfu",
-                TRACES,
-                "--static",
-                TRACES.parents[2] / "examples/dsocr_base32_h100_static.json",
-            ],
-            "a folder without .parquet files",
-        ),
         (["info", H100, "-o", TRACES], "is a directory"),
         (["info", H100, "-f", "csv", "-o", "x.json"], "-f csv but -o x.json ends in .json"),
     ],
