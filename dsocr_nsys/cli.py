@@ -57,7 +57,8 @@ _STAGE_COLUMNS = (
 )  # fmt: skip
 # The stages table's note: each time base as the vocabulary defines it.
 _STAGES_NOTE = "; ".join(
-    [f"{b.key} = {b.definition}" for b in TIME_BASES] + ["GPU % = busy / whole-trace GPU busy time"]
+    [f"{b.label} ({b.key}_*) = {b.definition}" for b in TIME_BASES]
+    + ["GPU % = GPU busy / whole-trace GPU busy time"]
 )
 _COUNTS_NOTE = "GPU launches = launch calls (nsys NumGPUOps); GPU ops = operations executed"
 _NAME_WIDTH = 70

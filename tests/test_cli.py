@@ -120,3 +120,15 @@ def test_unbalanced_quotes_are_one_line(tmp_path: Path, option: str) -> None:
         "shell rules)"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_stages_note_names_each_base_as_the_headers_do() -> None:
+    """The note defines each time base by the label its columns carry, with the JSON key."""
+    from dsocr_nsys.vocab import TIME_BASES
+
+    code, out, _err = _run(["stages", TRACES / "h100_matmul_nvtx_nsys2025.sqlite"])
+    assert code == 0
+    note = next(line for line in out.splitlines() if line.startswith("note: GPU busy"))
+    for base in TIME_BASES:
+        assert f"{base.label} ({base.key}_*) = {base.definition}" in note
+        assert f"{base.label[0].upper()}{base.label[1:]} total" in out  # the header
