@@ -57,7 +57,8 @@ _STAGE_COLUMNS = (
 )  # fmt: skip
 # The stages table's note: each time base as the vocabulary defines it.
 _STAGES_NOTE = "; ".join(
-    [f"{b.key} = {b.definition}" for b in TIME_BASES] + ["GPU % = busy / whole-trace GPU busy time"]
+    [f"{b.label} ({b.key}_*) = {b.definition}" for b in TIME_BASES]
+    + ["GPU % = GPU busy / whole-trace GPU busy time"]
 )
 _COUNTS_NOTE = "GPU launches = launch calls (nsys NumGPUOps); GPU ops = operations executed"
 _NAME_WIDTH = 70
@@ -180,7 +181,10 @@ def stages(
 @cli.command()
 @_TRACE_ARG
 @click.option("--stage", default=None, metavar="NAME", help="Only kernels launched in this stage.")
-@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--top", default=20, show_default=True, type=click.IntRange(min=1),
+    help="Only the N kernels with the most total GPU time.",
+)  # fmt: skip
 @_INCLUDE_WARMUP
 @_NSYS_OPTION
 @output_options
@@ -304,7 +308,10 @@ def info(trace: Path, nsys: str | None, fmt: str, output: str | None) -> None:
 @click.option("--mode", default="gundam", show_default=True, help="tiny|small|base|large|gundam.")
 @click.option("--crops", type=int, default=None, help="Gundam crops (2-9); default: tiling rule.")
 @click.option("--image-size", default=None, metavar="WxH", help="Image size in pixels.")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option(
+    "--max-new-tokens", type=int, default=256, show_default=True,
+    help="New tokens of the run (prefill gives the first; decode steps: one fewer).",
+)  # fmt: skip
 @click.option("--context-mode", default="auto", show_default=True, help="auto|fixed|max.")
 @click.option("--context", type=int, default=None, help="Decode context for --context-mode fixed.")
 @click.option("--dtype", default="bfloat16", show_default=True, help="Bytes per weight/activation.")
@@ -366,7 +373,7 @@ def static_cmd(
 
 
 @cli.command("mfu")
-@click.argument("trace", type=click.Path(dir_okay=False))
+@click.argument("trace", type=click.Path(dir_okay=True))
 @click.option(
     "--static",
     "static_path",
@@ -496,7 +503,10 @@ def hwflops_cmd(ncu_csv: str, fmt: str, output: str | None) -> None:
 
 
 @cli.command("calibrate")
-@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=10))
+@click.option(
+    "--repeats", default=10, show_default=True, type=click.IntRange(min=10),
+    help="Timed repeats per size (each figure is their median).",
+)  # fmt: skip
 @output_options
 def calibrate_cmd(repeats: int, fmt: str, output: str | None) -> None:
     """Measure this GPU's ceilings: dense BF16 GEMM TFLOP/s and device-copy GB/s (a few s)."""
@@ -517,7 +527,10 @@ def calibrate_cmd(repeats: int, fmt: str, output: str | None) -> None:
     metavar="NAME",
     help="Kernels of this range name (`all`: the whole trace). Default: decode, else all.",
 )
-@click.option("--kernels", "n_kernels", default=15, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--kernels", "n_kernels", default=15, show_default=True, type=click.IntRange(min=1),
+    help="Kernel rows per run (largest change first).",
+)  # fmt: skip
 @click.option(
     "--top", default=15, show_default=True, type=click.IntRange(min=1),
     help="Range names shown when the exports hold no dsocr stages (largest change first).",

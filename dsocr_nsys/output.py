@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from .errors import OutputFileError
+from .vocab import TIME_BASE_BY_KEY
 
 if TYPE_CHECKING:  # polars is only touched through the frames callers pass in, so importing
     # the CLI (e.g. `dsocr-nsys profile` on a GPU box) does not need it.
@@ -72,10 +73,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     title: str = ""
+    #: Column names that are data (run labels), printed as written, never sentence-cased.
+    verbatim: frozenset[str] = frozenset()
 
 
 def _time_unit(values: list[Any]) -> tuple[str, float]:
-    """ms when the column's median magnitude is at least 1 ms, else µs."""
+    """ms when the values' median magnitude is at least 1 ms, else µs."""
     nonnull = [abs(v) for v in values if v is not None]
     if nonnull and float(statistics.median(nonnull)) >= 1e6:
         return "ms", 1e6
@@ -111,7 +114,20 @@ _SPELLED = {
     "cpu": "CPU",
     "mfu": "MFU",
     "mbu": "MBU",
+    "hfu": "HFU",
+    "hw": "HW",
     "flop": "FLOP",
+    "flops": "FLOPs",
+    "tflop": "TFLOP",
+    "bf16": "BF16",
+    "fp16": "FP16",
+    "fp32": "FP32",
+    "fp8": "FP8",
+    "tf32": "TF32",
+    "ci": "CI",
+    "cuda": "CUDA",
+    "ncu": "ncu",
+    "nsys": "nsys",
     "nsight": "Nsight",
     "kv": "KV",
     "id": "ID",
@@ -126,33 +142,58 @@ _SPELLED = {
 }
 
 
-def _label(name: str) -> str:
-    """Header text for a column name: words in sentence case, acronyms as spelled."""
-    words = [_SPELLED.get(w.lower(), w) for w in name.replace("_", " ").split()]
+def _label(name: str, *, time_bases: bool = False) -> str:
+    """Header text for a column name: words in sentence case, acronyms as spelled. With
+    ``time_bases`` (a numeric column), a time-base key among the words reads as its vocabulary
+    label (``busy_total`` -> "GPU busy total", ``mfu_proj`` -> "MFU GPU span"), as the
+    ``time_base`` column's values do; ``gpu_idle`` already says it."""
+    words = name.replace("_", " ").split()
+    if time_bases:
+        for i, word in enumerate(words):
+            base = TIME_BASE_BY_KEY.get(word)
+            if base is not None and (i == 0 or words[i - 1] != "gpu"):
+                words[i : i + 1] = base.label.split()
+                break
+    words = [_SPELLED.get(w.lower(), w) for w in words]
     if words and words[0] not in _SPELLED.values():
         words[0] = words[0][:1].upper() + words[0][1:]
-    return " ".join(words).replace("Nsight systems", "Nsight Systems")
+    return (
+        " ".join(words).replace("Nsight systems", "Nsight Systems").replace("nsys rep", ".nsys-rep")
+    )
+
+
+def _is_duration(name: str) -> bool:
+    """An ``_ns`` column that is a length of time (not a position on the timeline)."""
+    return name.endswith("_ns") and not name.endswith("start_ns")
 
 
 def humanize(
     frame: pl.DataFrame | list[dict[str, Any]],
+    verbatim: frozenset[str] = frozenset(),
 ) -> tuple[list[str], list[list[str]], list[bool]]:
-    """Headers, string cells and right-alignment flags for a human-readable table."""
+    """Headers, string cells and right-alignment flags for a human-readable table.
+
+    The table's durations share one unit (ms or µs, from the median of them all), so columns
+    that are compared (baseline, value, delta) read in the same unit; timeline positions
+    (``*start_ns``) pick theirs per column. ``verbatim`` names headers printed as written."""
     headers: list[str] = []
     columns: list[list[str]] = []
     numeric: list[bool] = []
-    for name, values, is_num in _columns(frame):
+    cols = _columns(frame)
+    durations = [v for n, vs, num in cols if num and _is_duration(n) for v in vs]
+    for name, values, is_num in cols:
         scale: tuple[str, float, int] | None = None
         base = name
         if is_num and name.endswith("_ns"):
-            unit, div = _time_unit(values)
+            unit, div = _time_unit(durations if _is_duration(name) else values)
             scale, base = (unit, div, 3 if unit == "ms" else 1), name[:-3]
         elif is_num:
             for suffix, spec in _SCALED.items():
                 if name.endswith(suffix):
                     scale, base = spec, name[: -len(suffix)]
                     break
-        headers.append(f"{_label(base)} ({scale[0]})" if scale else _label(base))
+        label = name if name in verbatim else _label(base, time_bases=is_num)
+        headers.append(f"{label} ({scale[0]})" if scale else label)
         # identifiers read as written (PID 12345, not 12,345)
         ident = name in ("id", "pid", "tid") or name.endswith(("_id", "_ids"))
         cells = []
@@ -247,8 +288,12 @@ def shorten_names(names: list[str], width: int) -> list[str]:
     ]
 
 
-def _text_table(frame: pl.DataFrame | list[dict[str, Any]], markdown: bool) -> str:
-    headers, rows, numeric = humanize(frame)
+def _text_table(
+    frame: pl.DataFrame | list[dict[str, Any]],
+    markdown: bool,
+    verbatim: frozenset[str] = frozenset(),
+) -> str:
+    headers, rows, numeric = humanize(frame, verbatim)
     if markdown:
         esc = [h.replace("|", "\\|") for h in headers]
         out = ["| " + " | ".join(esc) + " |"]
@@ -318,7 +363,7 @@ def render(report: Report, fmt: str) -> str:
     for name, frame in report.tables.items():
         if multi:
             parts.append(f"## {_label(name)}" if md else f"[{_label(name)}]")
-        parts.append(_text_table(frame, md) if _height(frame) else "(no rows)")
+        parts.append(_text_table(frame, md, report.verbatim) if _height(frame) else "(no rows)")
     if report.notes:
         parts.append("\n".join(f"- {n}" if md else f"note: {n}" for n in report.notes))
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -520,6 +565,24 @@ def resolve_format(fmt: str | None, output: str | os.PathLike[str] | None) -> st
     return fmt
 
 
+def check_output_dir_name(fmt: str | None, output: str | os.PathLike[str]) -> None:
+    """A command whose ``-o`` is a folder writes every format into it, so ``-f`` beside it,
+    or a folder named like a file (``-o x.json``), asks for what it will not do: a usage
+    error, before any work."""
+    suffix = Path(output).suffix.lower()
+    if fmt is not None:
+        raise click.UsageError(
+            f"-f {fmt} with -o {output}: -o writes a folder holding every format; drop -f, "
+            f"or drop -o to print {fmt}"
+        )
+    if suffix in FORMAT_BY_SUFFIX:
+        raise click.UsageError(
+            f"-o {output} names a {suffix} file, but -o is a folder here (every format is "
+            f"written into it); give a folder name, or -f {FORMAT_BY_SUFFIX[suffix]} without "
+            "-o to print one format"
+        )
+
+
 def check_output(path: str | os.PathLike[str], *, directory: bool = False) -> str | None:
     """Why ``path`` cannot be written as ``-o`` (a file, or a folder of files when
     ``directory``), or None when it can. Checked before a command does its work, so a long
@@ -575,6 +638,8 @@ def output_options(
     def decorate(f: F) -> F:
         @functools.wraps(f)
         def with_format(*args: Any, fmt: str | None, output: str | None, **kwargs: Any) -> Any:
+            if directory and output:
+                check_output_dir_name(fmt, output)
             fmt = resolve_format(fmt, None if directory else output)
             return f(*args, fmt=fmt, output=output, **kwargs)
 

@@ -5,11 +5,12 @@ and configuration come from the run folder's files."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
-from compare_helpers import AFTER, BEFORE, DSOCR, DSOCR_STATIC, MATMUL, run_folder
+from compare_helpers import AFTER, BEFORE, DSOCR, DSOCR_STATIC, MATMUL, TRACES, run_folder
 
 from dsocr_nsys.compare import compare_runs
 from dsocr_nsys.compare.core import NO_CHANGE, RANGES_MODE, STAGES_MODE, WITHIN_NOISE
@@ -233,3 +234,113 @@ def test_a_sweep_compares_every_run_with_the_first() -> None:
     again = result.stages.filter(pl.col("run") == labels[2])
     assert set(again["verdict"]) == {NO_CHANGE} and set(again["delta_ns"]) == {0}
     assert set(result.kernels["run"]) == set(labels[1:])
+
+
+# --- eager vs CUDA-graph decode (the H200 base-16 exports; issue 13's DeepSeek-OCR pair) ---
+
+STATIC = TRACES.parent / "static"
+H200_RUNS = {
+    "eager": "dsocr_base16_eager_h200",
+    "cuda-graph": "dsocr_base16_cudagraph_h200",
+}
+
+
+def _h200_folder(where: Path, variant: str) -> Path:
+    """A run folder of one H200 export: trace.sqlite, its run.json, its static file."""
+    stem = H200_RUNS[variant]
+    folder = where / variant
+    folder.mkdir()
+    (folder / "trace.sqlite").symlink_to(TRACES / f"{stem}_nsys2025.sqlite")
+    shutil.copyfile(TRACES / f"{stem}_nsys2025.run.json", folder / "run.json")
+    shutil.copyfile(STATIC / f"{stem}.json", folder / "static_compute.json")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def eager_vs_graph(tmp_path_factory: pytest.TempPathFactory):
+    where = tmp_path_factory.mktemp("h200")
+    eager, graph = _h200_folder(where, "eager"), _h200_folder(where, "cuda-graph")
+    return eager, graph, compare_runs([eager, graph])
+
+
+def test_eager_vs_cuda_graph_deltas_equal_the_difference_of_stages(eager_vs_graph) -> None:
+    """Every per-stage delta is the CUDA-graph run's Trace.stages() total minus the eager
+    run's, to the ns (vision: the sum of its parts; llm_prefill: prefill minus them)."""
+    eager, graph, result = eager_vs_graph
+    assert result.mode == STAGES_MODE and result.labels == ["eager", "cuda-graph"]
+    a, b = (
+        _stage_totals(eager / "trace.sqlite", False),
+        _stage_totals(graph / "trace.sqlite", False),
+    )
+
+    def total(t: dict[str, dict[str, int]], stage: str, key: str) -> int:
+        if stage == "vision":
+            return sum(t[p][key] for p in VISION_PARTS)
+        if stage == "llm_prefill":
+            return t["prefill"][key] - sum(t[p][key] for p in VISION_PARTS)
+        return t[stage][key]
+
+    rows = result.stages.to_dicts()
+    assert {r["stage"] for r in rows} == set(STAGE_ORDER)
+    for row in rows:
+        key = time_base(row["time_base"]).total
+        assert row["baseline_ns"] == total(a, row["stage"], key), row
+        assert row["value_ns"] == total(b, row["stage"], key), row
+        assert row["delta_ns"] == row["value_ns"] - row["baseline_ns"]
+        assert isinstance(row["delta_ns"], int)
+    assert len(rows) == len(STAGE_ORDER) * len(TIME_BASES)
+    cfg = {r["field"]: r for r in result.config.to_dicts()}
+    assert (cfg["decode"]["eager"], cfg["decode"]["cuda-graph"]) == ("eager", "cuda-graph")
+    assert cfg["peak"]["status"] == "same"
+    assert cfg["peak"]["eager"] == "989 TFLOP/s, 4,800 GB/s (H200)"
+
+
+def test_eager_vs_cuda_graph_decode_is_faster_outside_the_noise(eager_vs_graph) -> None:
+    """15 decode steps a run: the graph's per-step median is faster on every time base, the
+    bootstrap interval wholly above 1; one-instance stages have no noise estimate."""
+    _eager, _graph, result = eager_vs_graph
+    decode = result.stages.filter(pl.col("stage") == DECODE)
+    assert decode["verdict"].to_list() == ["faster"] * len(TIME_BASES)
+    assert set(decode["instances"]) == set(decode["baseline_instances"]) == {15}
+    noise = result.noise.filter(pl.col("stage") == DECODE)
+    assert noise["outside_noise"].all() and (noise["ci_low"] > 1).all()
+    sam = result.stages.filter(pl.col("stage") == "sam")
+    assert set(sam["verdict"]) == {"changed, noise unknown"}
+    # GPU busy per step: 2.870 ms eager, 2.305 ms replayed (medians of the 15 steps)
+    busy = noise.filter(pl.col("time_base") == BUSY).row(0, named=True)
+    assert (
+        round(busy["baseline_median_ns"] / 1e3) == 2870 and round(busy["median_ns"] / 1e3) == 2305
+    )
+
+
+def test_eager_vs_cuda_graph_kernels_that_vanish_and_appear(eager_vs_graph) -> None:
+    """In decode, a kernel is `vanished` when only the eager run's decode launched it,
+    `appeared` when only the graph's did: checked against each trace's own decode kernels."""
+    eager, graph, result = eager_vs_graph
+    assert result.kernel_scope == DECODE
+    with open_trace(eager / "trace.sqlite") as tr:
+        before = {r["name"]: r for r in tr.kernels(stage=DECODE, top=100_000).to_dicts()}
+    with open_trace(graph / "trace.sqlite") as tr:
+        after = {r["name"]: r for r in tr.kernels(stage=DECODE, top=100_000).to_dicts()}
+    kernels = result.kernels.to_dicts()
+    vanished = [k for k in kernels if k["status"] == "vanished"]
+    appeared = [k for k in kernels if k["status"] == "appeared"]
+    assert vanished and appeared
+    for k in vanished:
+        assert k["name"] in before and k["name"] not in after
+        assert k["baseline_ns"] == before[k["name"]]["total_ns"] and k["value_ns"] is None
+    for k in appeared:
+        assert k["name"] in after and k["name"] not in before
+        assert k["value_ns"] == after[k["name"]]["total_ns"] and k["baseline_ns"] is None
+    names = {k["short_name"] for k in vanished + appeared}
+    # eager's skinny GEMM is gone; the graph's device-side MoE routing (sort, index) is new
+    assert "nvjet_sm90_tst_8x64_64x16_4x1_v_bz_TNN" in names
+    assert {"radixSortKVInPlace", "indexFuncSmallIndex"} <= names
+
+
+def test_eager_vs_cuda_graph_plot_names_runs_gpu_and_peak(eager_vs_graph) -> None:
+    from dsocr_nsys.compare.plot import suptitle
+
+    assert suptitle(eager_vs_graph[2]) == (
+        "cuda-graph against eager · NVIDIA H200 · peak 989 TFLOP/s, 4,800 GB/s (H200)"
+    )

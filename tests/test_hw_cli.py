@@ -36,7 +36,7 @@ def test_table_shows_stages_and_decode_steps():
     code, out, err = run("hwflops", KNOWN)
     assert code == 0, err
     assert "[Stages]" in out and "[Decode steps]" in out
-    assert "Tensor bf16 (GFLOP)" in out and "Tensor tf32 (GFLOP)" in out
+    assert "Tensor BF16 (GFLOP)" in out and "Tensor TF32 (GFLOP)" in out
     sam = next(line for line in out.splitlines() if line.startswith("sam "))
     assert "137.44" in sam  # 2·4096³ FLOPs in GFLOP
 

@@ -19,13 +19,16 @@ from click.testing import CliRunner
 from dsocr_nsys.cli import cli
 from dsocr_nsys.errors import DsocrError, ToolNotFoundError
 from dsocr_nsys.hw.launch import (
+    NCU as NCU_TOOL,
+)
+from dsocr_nsys.hw.launch import (
     available_metrics,
     choose_metrics,
-    find_ncu,
     mfu_args,
     ncu_argv,
     ncu_version,
 )
+from dsocr_nsys.launch.nsys import find_tool
 from dsocr_nsys.launch.report import report_commands
 
 NCU = Path(__file__).resolve().parent / "fixtures" / "ncu"
@@ -80,9 +83,9 @@ def test_version_and_argv(tmp_path: Path):
         "function", "--metrics", "a.sum,b.sum", "python", "-m", "app",
     ]  # fmt: skip
     with pytest.raises(ToolNotFoundError, match="ncu not found"):
-        find_ncu(str(tmp_path / "nope"), {})
+        find_tool(NCU_TOOL, str(tmp_path / "nope"), {})
     with pytest.raises(ToolNotFoundError, match="not found on PATH"):
-        find_ncu(None, {"PATH": str(tmp_path)})
+        find_tool(NCU_TOOL, None, {"PATH": str(tmp_path)})
 
 
 def test_mfu_args_and_report_command(tmp_path: Path):

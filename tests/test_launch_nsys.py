@@ -12,8 +12,9 @@ import pytest
 from dsocr_nsys.errors import DsocrError, ToolNotFoundError
 from dsocr_nsys.launch.nsys import (
     INSTALL_HINT,
+    NSYS,
     export_argv,
-    find_nsys,
+    find_tool,
     profile_argv,
     run_step,
     split_extra,
@@ -81,14 +82,14 @@ def test_find_nsys_order(tmp_path: Path) -> None:
     from_env = _executable(tmp_path / "env-nsys")
     explicit = _executable(tmp_path / "explicit-nsys")
     env = {"PATH": str(tmp_path / "bin"), "NSYS": str(from_env)}
-    assert find_nsys(explicit, env) == explicit
-    assert find_nsys(None, env) == from_env
-    assert find_nsys(None, {"PATH": str(tmp_path / "bin")}) == on_path
+    assert find_tool(NSYS, explicit, env) == explicit
+    assert find_tool(NSYS, None, env) == from_env
+    assert find_tool(NSYS, None, {"PATH": str(tmp_path / "bin")}) == on_path
 
 
 def test_find_nsys_missing_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(ToolNotFoundError) as info:
-        find_nsys(None, {"PATH": str(tmp_path)})
+        find_tool(NSYS, None, {"PATH": str(tmp_path)})
     message = str(info.value)
     assert "\n" not in message
     assert message == f"Nsight Systems (nsys) not found on PATH; {INSTALL_HINT}"
@@ -97,11 +98,11 @@ def test_find_nsys_missing_says_how_to_get_it(tmp_path: Path) -> None:
 
 def test_find_nsys_bad_env_path_names_it(tmp_path: Path) -> None:
     with pytest.raises(ToolNotFoundError, match=r"nsys not found at /no/such/nsys \(from NSYS\)"):
-        find_nsys(None, {"NSYS": "/no/such/nsys", "PATH": str(tmp_path)})
+        find_tool(NSYS, None, {"NSYS": "/no/such/nsys", "PATH": str(tmp_path)})
     not_executable = tmp_path / "nsys"
     not_executable.write_text("")
     with pytest.raises(ToolNotFoundError, match=r"\(from --nsys\)"):
-        find_nsys(not_executable, {})
+        find_tool(NSYS, not_executable, {})
 
 
 def test_run_step_streams_lines_to_log_and_progress(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_table_default() -> None:
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "Peak: 989 TFLOP/s dense BF16, 3350 GB/s (peak table H100 SXM" in out
-    assert "MFU busy (%)" in out and "[Roofline]" in out and "[Timeline]" in out
+    assert "MFU GPU busy (%)" in out and "[Roofline]" in out and "[Timeline]" in out
     assert "h100_matmul_nvtx_nsys2025.nsys-rep" in out
     assert "reading" in result.stderr  # progress on stderr, data on stdout
 
@@ -278,7 +278,7 @@ def test_open_in_nsight_systems_only_when_the_report_exists(tmp_path: Path) -> N
     trace = tmp_path / "t.sqlite"
     shutil.copyfile(H100, trace)
     absent = _run(str(trace), "--static", str(H100_STATIC)).stdout
-    assert "Open in Nsight Systems" not in absent and "Nsys rep: not beside the export" in absent
+    assert "Open in Nsight Systems" not in absent and ".nsys-rep: not beside the export" in absent
     (tmp_path / "t.nsys-rep").write_text("report")
     present = _run(str(trace), "--static", str(H100_STATIC)).stdout
     assert f"Open in Nsight Systems: {tmp_path / 't.nsys-rep'}" in present

@@ -17,6 +17,7 @@ from dsocr_nsys.output import (
     Report,
     check_output,
     clean_stale_temporaries,
+    humanize,
     render,
     resolve_format,
     shorten_names,
@@ -44,9 +45,73 @@ def test_table_shows_ms_with_unit_in_header() -> None:
 
 
 def test_small_times_shown_in_us() -> None:
-    frame = pl.DataFrame({"kernel_ns": [1_500, 2_000]})
+    frame = pl.DataFrame({"total_ns": [1_500, 2_000]})
     text = render(Report(tables={"k": frame}), "md")
-    assert "Kernel (µs)" in text and "1.5" in text and "---:" in text
+    assert "Total (µs)" in text and "1.5" in text and "---:" in text
+
+
+def test_time_base_keys_read_as_their_vocabulary_label() -> None:
+    """One vocabulary: a time-base column's header says what the time_base column's values
+    say (vocab.TIME_BASES labels), in every command's table."""
+    frame = pl.DataFrame(
+        {
+            "busy_total_ns": [2_000_000],
+            "proj_p90_ns": [3_000_000],
+            "kernel_total_ns": [1_000_000],
+            "cpu_total_ns": [4_000_000],
+            "idle_total_ns": [1_000_000],
+            "gpu_idle_pct": [33.3],
+            "mfu_busy_pct": [1.5],
+            "hfu_busy_pct": [1.5],
+            "proj_tflops": [1.5],
+        }
+    )
+    headers, _rows, _num = humanize(frame)
+    assert headers == [
+        "GPU busy total (ms)",
+        "GPU span p90 (ms)",
+        "Kernel sum total (ms)",
+        "CPU range total (ms)",
+        "GPU idle total (ms)",
+        "GPU idle (%)",
+        "MFU GPU busy (%)",
+        "HFU GPU busy (%)",
+        "GPU span (TFLOP/s)",
+    ]
+
+
+def test_durations_of_one_table_share_one_unit() -> None:
+    """Baseline 10.4 ms next to a value of 5,139.9 µs misreads: a table's durations take one
+    unit; timeline positions keep their own."""
+    frame = pl.DataFrame(
+        {
+            "baseline_ns": [10_414_000, 2_000_000],
+            "value_ns": [5_139_900, 300],
+            "delta_ns": [-5_274_100, -1_999_700],
+            "first_start_ns": [900, 800],
+        }
+    )
+    headers, rows, _num = humanize(frame)
+    assert headers == ["Baseline (ms)", "Value (ms)", "Delta (ms)", "First start (µs)"]
+    assert rows[0] == ["10.414", "5.140", "-5.274", "0.90"]
+
+
+def test_spelled_words_and_verbatim_headers() -> None:
+    frame = pl.DataFrame(
+        {"tensor_bf16_flops": [2e9], "ci_low": [1.0], "dsocr_base32_h100_nsys2025": ["x"]}
+    )
+    report = Report(tables={"t": frame}, verbatim=frozenset({"dsocr_base32_h100_nsys2025"}))
+    header = render(report, "table").splitlines()[0]
+    assert header.split() == [
+        "Tensor",
+        "BF16",
+        "(GFLOP)",
+        "CI",
+        "low",
+        "dsocr_base32_h100_nsys2025",
+    ]
+    meta = render(Report(tables={}, meta={"hw_flops": "h.json", "nsys_rep": "r"}), "table")
+    assert meta.startswith("HW FLOPs: h.json\n.nsys-rep: r")
 
 
 def test_json_and_csv_keep_integer_ns() -> None:
@@ -269,7 +334,7 @@ def test_labels_spell_units_and_names() -> None:
         {"mbu_busy_pct": [1.0], "intensity_flop_per_byte": [295.25], "busy_tflops": [1.0]}
     )
     text = render(Report(tables={"t": frame}, meta={"open_in_nsight_systems": "t.nsys-rep"}), "md")
-    assert "MBU busy (%)" in text and "Intensity (FLOP/B)" in text and "295.2" in text
+    assert "MBU GPU busy (%)" in text and "Intensity (FLOP/B)" in text and "295.2" in text
     assert "Open in Nsight Systems" in text
 
 

@@ -171,7 +171,7 @@ def test_mfu_says_the_kernel_base_lacks_the_graphs(tmp_path: Path) -> None:
     """The kernel-sum base holds no whole-graph records: `mfu` says so, with the figures."""
     static = Path(__file__).resolve().parent / "fixtures" / "static" / "h100_matmul.json"
     out = tmp_path / "mfu"
-    args = ["mfu", str(GRAPH), "--static", str(static), "--allow-mismatch", "-f", "json"]
+    args = ["mfu", str(GRAPH), "--static", str(static), "--allow-mismatch"]
     result = CliRunner().invoke(cli, [*args, "-o", str(out)])
     assert result.exit_code == 0, result.output
     notes = [n for n in json.loads((out / "mfu.json").read_text())["notes"] if "CUDA-graph" in n]

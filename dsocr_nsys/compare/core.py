@@ -28,7 +28,7 @@ from ..vocab import (
     TimeBase,
     time_base,
 )
-from .inputs import CONFIG_FIELDS, MFU_JSON, Run, load_run
+from .inputs import CONFIG_FIELDS, MFU_JSON, Run, check_input, load_run
 from .kernels import KERNEL_SCHEMA, kernel_totals, match_kernels
 from .noise import bootstrap
 
@@ -471,6 +471,8 @@ def compare_runs(
     """
     if len(paths) < 2:
         raise InputFileError("compare needs at least two runs: the baseline, then the others")
+    for p in paths:  # every input checked first: a bad last one fails before any reading
+        check_input(p)
     runs: list[Run] = []
     try:
         for p in paths:

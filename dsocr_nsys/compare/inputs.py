@@ -46,7 +46,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 CONFIG_FIELDS = (
     "gpu", "mode", "max_new_tokens", "prefill_tokens", "decode_steps", "views", "batch",
     "decode", "moe", "compile", "decode_attention", "dtype", "nsys_export", "nsys_cli",
-    "torch", "driver",
+    "torch", "driver", "peak",
 )  # fmt: skip
 _STATIC_FIELDS = ("mode", "max_new_tokens", "prefill_tokens", "decode_steps", "views", "dtype")
 _LAUNCH_FIELDS = ("batch", "decode", "moe", "compile", "decode_attention")
@@ -91,7 +91,8 @@ def range_group(name: pl.Expr) -> pl.Expr:
     return name.str.replace_all(PER_CALL_SUFFIX, "")
 
 
-def _kind(path: Path) -> str:
+def input_kind(path: Path) -> str:
+    """What a compare input is (run folder, mfu.json, export); InputFileError for none."""
     if path.is_dir():
         if not (path / SQLITE).is_file():
             raise InputFileError(
@@ -111,6 +112,19 @@ def _kind(path: Path) -> str:
         f"{path}: neither a run folder, an mfu.json nor an nsys SQLite export; export the "
         "report with `nsys export --type sqlite` or pass `dsocr-nsys mfu -o DIR`'s mfu.json"
     )
+
+
+def check_input(path: str | Path) -> None:
+    """Raise the error :func:`load_run` would raise for a bad input (not a run folder, mfu.json
+    or export; a damaged or foreign export), without reading it: compare checks every input
+    first, so a bad last one is the only line, before any progress."""
+    from ..trace import open_trace
+
+    p = Path(path)
+    kind = input_kind(p)
+    if kind != MFU_JSON:
+        with open_trace(p / SQLITE if kind == RUN_FOLDER else p):
+            pass
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -161,6 +175,16 @@ def _instance_frame(ranges: pl.DataFrame, names: pl.Expr) -> pl.DataFrame:
         pl.col("gpu_start_ns").is_not_null().alias("gpu"),
         *(pl.col(b.column).cast(pl.Int64) for b in TIME_BASES),
     )
+
+
+def peak_text(meta: dict[str, Any]) -> str | None:
+    """The peak MFU/MBU are against, from mfu's JSON keys (:func:`~dsocr_nsys.mfu.report.
+    peak_meta`): ``989 TFLOP/s, 4,800 GB/s (H200)``; None without a peak."""
+    tflops, gbps = meta.get("peak_tflops"), meta.get("peak_gbps")
+    if not tflops:
+        return None
+    text = f"{tflops:,g} TFLOP/s" + (f", {gbps:,g} GB/s" if gbps else "")
+    return text + (f" ({meta['peak_gpu']})" if meta.get("peak_gpu") else "")
 
 
 def _no_static() -> tuple[StaticCompute, PeakChoice]:
@@ -216,18 +240,18 @@ def load_run(
 ) -> Run:
     """Load one compare input (see the module docstring). Raises
     :class:`~dsocr_nsys.errors.InputFileError` for a path of none of the three kinds."""
-    from ..mfu.report import analyse
+    from ..mfu.report import analyse, peak_meta
     from ..static.format import load_static
     from ..trace import open_trace
 
     p = Path(path)
-    kind = _kind(p)
+    kind = input_kind(p)
     if kind == MFU_JSON:
         return _load_mfu_json(p)
     trace_path = p / SQLITE if kind == RUN_FOLDER else p
+    trace = open_trace(trace_path)  # checks the export first: a bad one is one error line
     if progress:
         progress(f"reading {trace_path}")
-    trace = open_trace(trace_path)
     try:
         raw = trace.ranges(include_warmup=include_warmup)
         config: dict[str, Any] = {}
@@ -248,6 +272,7 @@ def load_run(
                 gpu = ((run_record or {}).get("gpu") or {}).get("mfu_name")
                 result = analyse(trace_path, static_path, gpu=gpu, include_warmup=include_warmup)
                 _merge(config, {k: load_static(static_path).config.get(k) for k in _STATIC_FIELDS})
+                config["peak"] = peak_text(peak_meta(result.peak))
             else:
                 if kind == RUN_FOLDER:
                     notes.append(f"{p.name}: no {STATIC_JSON}; stage times only, no MFU/MBU")
@@ -300,6 +325,7 @@ def _load_mfu_json(path: Path) -> Run:
     static_cfg = _parse_config(data.get("config"))
     config = {k: static_cfg.get(k) for k in _STATIC_FIELDS}
     config["gpu"] = data.get("detected_gpu") or data.get("peak_gpu")
+    config["peak"] = peak_text(data)
     stages = _stage_frame(pl.DataFrame(rows, infer_schema_length=None))
     return Run(
         label=_label(path),

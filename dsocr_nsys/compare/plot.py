@@ -29,6 +29,26 @@ def _bars(
     ax.legend(fontsize=8)  # type: ignore[attr-defined]
 
 
+def _config_values(result: CompareResult, field: str) -> str | None:
+    """One configuration field over the runs: its value, or the runs' values joined by " / "
+    where they differ; None when no run knows it."""
+    rows = result.config.filter(pl.col("field") == field)
+    if not rows.height:
+        return None
+    values = [rows[label][0] for label in result.labels if label in rows.columns]
+    known = list(dict.fromkeys(v for v in values if v))
+    return " / ".join(known) or None
+
+
+def suptitle(result: CompareResult) -> str:
+    """What the figure compares: the runs against the baseline, the GPU(s) and the peak."""
+    parts = [f"{', '.join(result.labels[1:])} against {result.labels[0]}"]
+    gpu, peak = _config_values(result, "gpu"), _config_values(result, "peak")
+    parts += [gpu] if gpu else []
+    parts += [f"peak {peak}"] if peak else []
+    return " · ".join(parts)
+
+
 def render_plot(result: CompareResult) -> bytes:
     """The PNG: left, each stage's GPU busy time, per run. Right, when a run
     has a static file: MFU on that base, per such run."""
@@ -52,6 +72,7 @@ def render_plot(result: CompareResult) -> bytes:
     fig, axes = plt.subplots(1, panels, figsize=(max(6.0, 1.2 * len(stages)) * panels, 4.5))
     left = axes[0] if with_mfu else axes
     try:
+        fig.suptitle(suptitle(result), fontsize=10)
         _bars(left, stages, by_run, colours)
         left.set_ylabel(f"{base.label} (ms, total over counted instances)")
         left.set_title(

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
-
+from ..mfu.report import label_time_bases
 from ..output import Report, render, write_dir_atomic
-from ..vocab import TIME_BASE_BY_KEY
 from .core import CompareResult
 from .noise import CONFIDENCE, RESAMPLES
 
@@ -30,24 +28,16 @@ def definitions() -> list[str]:
     ]
 
 
-def _labelled(frame: pl.DataFrame) -> pl.DataFrame:
-    """Time-base keys shown by their vocabulary label (people read `GPU busy`, not `busy`)."""
-    if "time_base" not in frame.columns:
-        return frame
-    labels = {k: b.label for k, b in TIME_BASE_BY_KEY.items()}
-    return frame.with_columns(pl.col("time_base").replace_strict(labels, default=None))
-
-
 def display_report(result: CompareResult) -> Report:
     """The human view: configuration first, then times, changes, noise, rates, decode,
     kernels (empty tables left out)."""
     tables = {
         "configuration": result.config,
         "time": result.times,
-        "change": _labelled(result.stages),
-        "noise": _labelled(result.noise),
+        "change": label_time_bases(result.stages),
+        "noise": label_time_bases(result.noise),
         "mfu": result.rates,
-        "decode": _labelled(result.decode),
+        "decode": label_time_bases(result.decode),
         "kernels": result.kernels,
     }
     return Report(
@@ -55,6 +45,7 @@ def display_report(result: CompareResult) -> Report:
         notes=definitions() + result.notes,
         meta=result.meta,
         title=title(result),
+        verbatim=frozenset(result.labels),
     )
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DsocrError, ToolNotFoundError
+from ..launch.nsys import Tool, find_tool
 from .ncu import (
     DEFAULT_METRICS,
     FLOAT_PRECISIONS,
@@ -49,19 +49,8 @@ INSTALL_HINT = (
 _PERMISSION = ("ERR_NVGPUCTRPERM", "permission to access NVIDIA GPU Performance Counters")
 
 
-def find_ncu(explicit: str | None, environ: Mapping[str, str]) -> Path:
-    """``explicit``, else ``$NCU``, else ``ncu`` on ``$PATH`` (ToolNotFoundError otherwise)."""
-    for origin, value in (("--ncu-path", explicit), ("NCU", environ.get("NCU") or None)):
-        if value is None:
-            continue
-        path = Path(value)
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-        raise ToolNotFoundError(f"ncu not found at {value} (from {origin}); {INSTALL_HINT}")
-    found = shutil.which("ncu", path=environ.get("PATH", os.defpath))
-    if found is None:
-        raise ToolNotFoundError(f"Nsight Compute (ncu) not found on PATH; {INSTALL_HINT}")
-    return Path(found)
+#: Nsight Compute, found as nsys is (:func:`~dsocr_nsys.launch.nsys.find_tool`).
+NCU = Tool("ncu", "Nsight Compute", "--ncu-path", "NCU", INSTALL_HINT)
 
 
 def _capture(argv: Sequence[str], env: Mapping[str, str] | None, timeout_s: int = 120) -> str:
@@ -142,7 +131,7 @@ def ncu_step(
     ``error`` (one line, also said through ``say``)."""
     record: dict[str, Any] = {"new_tokens": new_tokens}
     try:
-        ncu = find_ncu(ncu_path, env)
+        ncu = find_tool(NCU, ncu_path, env)
         record["version"] = ncu_version(_capture([ncu, "--version"], env))
         metrics = choose_metrics(available_metrics(_capture([ncu, "--query-metrics"], env)),
                                  getattr(options, "dtype", "bfloat16"))  # fmt: skip

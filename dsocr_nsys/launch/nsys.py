@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DsocrError, ToolNotFoundError
@@ -47,20 +48,40 @@ class NsysStepError(DsocrError):
     """An nsys step (profile or export) failed or left no output; names the step and its log."""
 
 
-def find_nsys(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
-    """The nsys binary: ``explicit`` (``--nsys``), else ``$NSYS``, else ``nsys`` on ``$PATH``.
+@dataclass(frozen=True)
+class Tool:
+    """An NVIDIA command-line tool the launcher runs: its binary's name, product name, the
+    option and environment variable that point at it, and how to install it."""
 
-    Raises :class:`ToolNotFoundError` with one line saying how to get it."""
-    for origin, value in (("--nsys", explicit), ("NSYS", environ.get("NSYS") or None)):
+    binary: str
+    product: str
+    option: str
+    env: str
+    install_hint: str
+
+
+NSYS = Tool("nsys", "Nsight Systems", "--nsys", "NSYS", INSTALL_HINT)
+
+
+def find_tool(
+    tool: Tool, explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Path:
+    """The tool's binary: ``explicit`` (its option), else its environment variable, else the
+    binary on ``$PATH``. Raises :class:`ToolNotFoundError` with one line saying how to get it."""
+    for origin, value in ((tool.option, explicit), (tool.env, environ.get(tool.env) or None)):
         if value is None:
             continue
         path = Path(value)
         if path.is_file() and os.access(path, os.X_OK):
             return path
-        raise ToolNotFoundError(f"nsys not found at {value} (from {origin}); {INSTALL_HINT}")
-    found = shutil.which("nsys", path=environ.get("PATH", os.defpath))
+        raise ToolNotFoundError(
+            f"{tool.binary} not found at {value} (from {origin}); {tool.install_hint}"
+        )
+    found = shutil.which(tool.binary, path=environ.get("PATH", os.defpath))
     if found is None:
-        raise ToolNotFoundError(f"Nsight Systems (nsys) not found on PATH; {INSTALL_HINT}")
+        raise ToolNotFoundError(
+            f"{tool.product} ({tool.binary}) not found on PATH; {tool.install_hint}"
+        )
     return Path(found)
 
 
@@ -128,9 +149,16 @@ def export_argv(
     ]
 
 
-def split_extra(text: str | None) -> list[str]:
-    """``--extra-nsys-args`` as argv words (shell quoting rules)."""
-    return shlex.split(text) if text else []
+def split_extra(text: str | None, option: str = "--extra-nsys-args") -> list[str]:
+    """``--extra-nsys-args`` (or ``--command``, named by ``option``) as argv words, by shell
+    quoting rules; :class:`DsocrError` for unbalanced quotes."""
+    try:
+        return shlex.split(text) if text else []
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise DsocrError(
+            f"{option} {text!r}: {str(exc).lower()}; balance its quotes (it is split by shell "
+            "rules)"
+        ) from None
 
 
 def run_step(

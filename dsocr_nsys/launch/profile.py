@@ -24,7 +24,7 @@ from .. import errors
 from ..errors import DsocrError, InputFileError
 from ..hw import launch as hw_launch
 from . import runinfo
-from .nsys import NsysStepError, export_argv, find_nsys, nsys_version, profile_argv, run_step
+from .nsys import NSYS, NsysStepError, export_argv, find_tool, nsys_version, profile_argv, run_step
 from .options import LaunchOptions
 
 Progress = Callable[[str], None]
@@ -116,7 +116,7 @@ def profile_run(
         from ..mfu.peaks import validate_gpu_name
 
         validate_gpu_name(request.gpu)
-    nsys = find_nsys(request.nsys, environ) if request.use_nsys else None
+    nsys = find_tool(NSYS, request.nsys, environ) if request.use_nsys else None
     run_dir = request.out
     if run_dir.exists() and not run_dir.is_dir():
         raise InputFileError(f"--out {run_dir} exists and is not a folder; choose another --out")
@@ -396,7 +396,7 @@ def request_from_kwargs(kwargs: dict[str, Any], options: LaunchOptions) -> Profi
     text, args = kwargs.pop("command_text"), tuple(kwargs.pop("command_args"))
     if text is not None and args:
         raise DsocrError("give your command once: --command '...' or after --, not both")
-    command = tuple(split_extra(text)) if text is not None else args
+    command = tuple(split_extra(text, "--command")) if text is not None else args
     if text is not None and not command:
         raise DsocrError("--command is empty; give the program to profile, e.g. 'python x.py'")
     return ProfileRequest(

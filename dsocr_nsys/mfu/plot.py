@@ -5,8 +5,8 @@ computation never needs it.
 Every title names the GPU, the trace and the peak the figures are against; time bases are
 labelled with the vocabulary's names and the tables' column keys (``GPU busy (busy)``).
 Utilisation axes are logarithmic with each bar's value written on it: decode's 0.04 % and a
-prefill's 40 % must both be readable. Rows that sum other rows (``vision``, ``prefill`` with
-vision nested, the request) are drawn apart from their parts on the roofline.
+prefill's 40 % must both be readable. Rows that hold other rows (``vision``, the sum of its
+parts; ``prefill`` with vision nested; the request) are hatched or hollow, and named so.
 """
 
 from __future__ import annotations
@@ -21,13 +21,21 @@ from .compute import MfuResult
 
 _BUSY_TFLOPS = TIME_BASE_BY_KEY[BUSY].tflops
 
-# row kinds (MfuResult.stages "kind") that sum other rows
-_SUM_KINDS = (
-    "sam+clip+projector",
-    "range incl. vision",
-    "request ranges",
-    "sum of top-level stages",
-)
+# row kinds (MfuResult.stages "kind") that hold other rows, and what a plot adds to their
+# name: vision is the sum of its parts; prefill and the request are measured ranges that
+# contain other rows (their times are not sums).
+_SUM_KINDS = {
+    "sam+clip+projector": "sum of its parts",
+    "range incl. vision": "incl. vision",
+    "request ranges": "whole request",
+    "sum of top-level stages": "sum of the stages",
+}
+
+
+def _row_name(row: dict[str, Any]) -> str:
+    """A row's name in a plot: the stage, with what it holds when it holds other rows."""
+    held = _SUM_KINDS.get(row.get("kind") or "")
+    return f"{row['stage']} ({held})" if held else row["stage"]
 
 
 def _pyplot() -> Any:
@@ -79,7 +87,7 @@ def _grouped_bars(
         shown = [y if y and y > 0 else 0.0 for y in ys]
         bars = ax.bar(xs, shown, width, label=_base_label(base.key))
         for bar, r in zip(bars, rows, strict=True):
-            if r.get("kind") in _SUM_KINDS:  # sums of other rows: hatched, apart from parts
+            if r.get("kind") in _SUM_KINDS:  # rows holding others: hatched, apart from parts
                 bar.set_hatch("///")
                 bar.set_edgecolor("white")
         values += [y for y in shown if y > 0]
@@ -96,8 +104,7 @@ def _grouped_bars(
                         xytext=(0, 2),
                         textcoords="offset points",
                     )
-    names = [f"{r['stage']} (sum)" if r.get("kind") in _SUM_KINDS else r["stage"] for r in rows]
-    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
+    ax.set_xticks(range(len(rows)), [_row_name(r) for r in rows], rotation=30, ha="right")
     return values
 
 
@@ -189,7 +196,7 @@ def _roofline(plt: Any, result: MfuResult, rows: list[dict[str, Any]]) -> bytes:
         ax.axvline(ridge, color="grey", linestyle=":", label=f"ridge {ridge:,.0f} FLOP/B")
     else:
         ax.axhline(peak_t, color="black", label=f"peak {peak_t:,g} TFLOP/s")
-    # parts as filled markers, rows that sum parts as hollow ones, each named in the legend
+    # parts as filled markers, rows holding others as hollow ones, each named in the legend
     markers = "osD^vP*X<>"
     for k, r in enumerate(pts):
         is_sum = r["kind"] in _SUM_KINDS
@@ -203,7 +210,7 @@ def _roofline(plt: Any, result: MfuResult, rows: list[dict[str, Any]]) -> bytes:
             color=f"C{k % 10}",
             linewidths=1.5,
             zorder=3,
-            label=f"{r['stage']} (sum of its parts)" if is_sum else r["stage"],
+            label=_row_name(r),
         )
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -81,8 +81,8 @@ def analyse(
 
     say = progress or (lambda _msg: None)
     static = load_static(static_path)  # fail fast on a bad static file before reading the trace
-    say(f"reading {trace_path}")
-    with open_trace(trace_path) as trace:
+    with open_trace(trace_path) as trace:  # checks the export first: a bad one is one line
+        say(f"reading {trace_path}")
         gpus_in_trace = trace.gpus()
         ranges = trace.ranges(include_warmup=include_warmup)
     # the GPUs the ranges' work ran on, when the engine says (a mixed machine: only those count)
@@ -144,6 +144,14 @@ def _subset(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return frame.select([c for c in columns if c in frame.columns])
 
 
+def label_time_bases(frame: pl.DataFrame) -> pl.DataFrame:
+    """Time-base keys shown by their vocabulary label (people read `GPU busy`, not `busy`)."""
+    if "time_base" not in frame.columns:
+        return frame
+    labels = {k: b.label for k, b in TIME_BASE_BY_KEY.items()}
+    return frame.with_columns(pl.col("time_base").replace_strict(labels, default=None))
+
+
 def display_report(result: MfuResult) -> Report:
     """The human view (``table``/``md``): MFU first, then times, roofline, decode, timeline."""
     # rows with a figure above 100 % of peak carry the `impossible` flag in the rate tables
@@ -157,7 +165,7 @@ def display_report(result: MfuResult) -> Report:
 
     tables.update(display_tables(result.stages))  # hardware FLOPs / measured ceiling, if joined
     if result.decode.height:
-        tables["decode"] = result.decode
+        tables["decode"] = label_time_bases(result.decode)
     tables["timeline"] = _subset(
         result.stages.filter(pl.col("first_start_ns").is_not_null()), TIMELINE_COLUMNS
     )

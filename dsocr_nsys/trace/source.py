@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InputFileError, ToolNotFoundError
-from ..launch.nsys import find_nsys
+from ..launch.nsys import NSYS, find_tool
 
 REPORT_SUFFIXES = (".nsys-rep", ".qdrep")
 CACHE_SUFFIX = ".parquetdir"
@@ -66,11 +66,11 @@ def resolve(
         return cache
     env = os.environ if environ is None else environ
     try:
-        tool = find_nsys(nsys, env)
+        tool = find_tool(NSYS, nsys, env)
     except ToolNotFoundError as exc:
         reason = str(exc).split(";")[0]
         raise ToolNotFoundError(
-            f"{path}: a report, not an export, and {reason[0].lower() + reason[1:]}; export it "
+            f"{path}: a report, not an export, and {reason}; export it "
             f"with `nsys export --type sqlite {path}` and give the .sqlite, or pass --nsys PATH"
         ) from exc
     return _export(tool, path, cache)
