@@ -20,7 +20,7 @@ from . import __version__
 from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
 from .output import Report, emit, output_options, shorten_names
-from .settings import DECODE_MODES, MOE_IMPLS
+from .settings import DECODE_MODES, MOE_IMPLS, InferenceSettings
 from .vocab import CPU, IDLE, KERNEL, PROJ, TIME_BASES, WARMUP, time_base
 
 
@@ -305,11 +305,16 @@ def info(trace: Path, nsys: str | None, fmt: str, output: str | None) -> None:
 
 @cli.command("static")
 @click.option("--preset", default="full", show_default=True, help="Model preset: full or tiny.")
-@click.option("--mode", default="gundam", show_default=True, help="tiny|small|base|large|gundam.")
+# Defaults are the launcher's (InferenceSettings), so `static` with none describes a default
+# `profile` run.
+@click.option(
+    "--mode", default=InferenceSettings.mode, show_default=True,
+    help="tiny|small|base|large|gundam.",
+)  # fmt: skip
 @click.option("--crops", type=int, default=None, help="Gundam crops (2-9); default: tiling rule.")
 @click.option("--image-size", default=None, metavar="WxH", help="Image size in pixels.")
 @click.option(
-    "--max-new-tokens", type=int, default=256, show_default=True,
+    "--max-new-tokens", type=int, default=InferenceSettings.max_new_tokens, show_default=True,
     help="New tokens of the run (prefill gives the first; decode steps: one fewer).",
 )  # fmt: skip
 @click.option("--context-mode", default="auto", show_default=True, help="auto|fixed|max.")

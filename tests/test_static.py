@@ -237,8 +237,8 @@ def test_cli_table_to_stdout() -> None:
     ("args", "needle"),
     [
         (["--mode", "huge"], "unknown mode"),
-        (["--crops", "12"], "2..9"),
-        (["--crops", "1"], "2..9"),
+        (["--mode", "gundam", "--crops", "12"], "2..9"),
+        (["--mode", "gundam", "--crops", "1"], "2..9"),
         (["--mode", "base", "--crops", "3"], "gundam mode only"),
         (["--max-new-tokens", "-1"], "--max-new-tokens"),
         (["--context-mode", "fixed"], "--context N"),
