@@ -21,7 +21,7 @@ from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
 from .output import Report, emit, output_options, shorten_names
 from .settings import DECODE_MODES, MOE_IMPLS, InferenceSettings
-from .vocab import CPU, IDLE, KERNEL, PROJ, TIME_BASES, WARMUP, time_base
+from .vocab import TIME_BASES, WARMUP, time_base
 
 
 @click.group(cls=DsocrGroup, context_settings=CONTEXT_SETTINGS)
@@ -52,7 +52,7 @@ _BUSY = time_base("busy")
 _STAGE_COLUMNS = (
     "name", "pid", "device_ids", "instances", "gpu_launches", "gpu_ops", "kernels",
     "graph_launches",
-    *(time_base(k).total for k in (PROJ, _BUSY.key, KERNEL, IDLE, CPU)),
+    *(b.total for b in TIME_BASES),  # the vocabulary's order, as mfu and compare show them
     _BUSY.stat("mean"), _BUSY.stat("median"), "gpu_pct",
 )  # fmt: skip
 # The stages table's note: each time base as the vocabulary defines it.
