@@ -80,6 +80,11 @@ def test_loaders(tmp_path: Path, doc: dict):
         load_hw_flops(bad)
     with pytest.raises(InputFileError, match="not found"):
         load_hw_flops(tmp_path / "none.json")
+    bad.write_text("{not json")
+    with pytest.raises(InputFileError, match=r"^--hw .*other\.json: not valid JSON"):
+        load_hw_flops(bad)
+    with pytest.raises(InputFileError, match=r"^--ceiling .*other\.json: not valid JSON"):
+        load_calibration(bad)
     run = tmp_path / "run.json"
     run.write_text(json.dumps({"calibration": json.loads(CAL.read_text())}))
     assert load_calibration(run).gpu_name == "NVIDIA H200"

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import InputFileError
+from ..jsonfile import read_json
 from ..mfu.notes import Finding
 from ..vocab import BUSY, DECODE, PREFILL, RATE_BASES, REQUEST, time_base
 from .calibrate import Calibration
@@ -39,14 +39,9 @@ _TOTAL_ROWS = (REQUEST, "total")
 def load_hw_flops(path: str | Path) -> dict[str, Any]:
     """Read an ``hw_flops.json`` document (``dsocr-nsys hwflops -o``), opened read-only."""
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(
-            f"--hw {p} not found; write it with `dsocr-nsys hwflops NCU.csv -o {p}`"
-        )
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"--hw {p} is not JSON ({exc}); rewrite it with hwflops -o") from None
+    doc = read_json(
+        p, InputFileError, f"--hw {p}", f"write it with `dsocr-nsys hwflops NCU.csv -o {p}`"
+    )
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputFileError(
             f"--hw {p} is not an hw_flops document (schema {SCHEMA}); write it with "
@@ -58,12 +53,7 @@ def load_hw_flops(path: str | Path) -> dict[str, Any]:
 def load_calibration(path: str | Path) -> Calibration:
     """The calibration in ``run.json`` (its ``calibration`` key) or a calibrate JSON record."""
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"--ceiling {p} not found; pass a run folder's run.json")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"--ceiling {p} is not JSON ({exc})") from None
+    doc = read_json(p, InputFileError, f"--ceiling {p}", "pass a run folder's run.json")
     record = doc.get("calibration", doc) if isinstance(doc, dict) else None
     try:
         return Calibration.from_record(record)  # type: ignore[arg-type]

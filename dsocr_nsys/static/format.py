@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import StaticFileError
+from ..jsonfile import read_json
 
 SCHEMA_VERSION = 1
 SCHEMA_NAME = "dsocr-nsys/static-compute"
@@ -112,18 +113,7 @@ def parse_static(data: dict[str, Any], path: Path | None = None) -> StaticComput
 def load_static(path: str | Path) -> StaticCompute:
     """Read and validate a static-compute JSON file (opened read-only)."""
     p = Path(path)
-    if not p.is_file():
-        raise StaticFileError(
-            f"static file {p} not found; write one with `dsocr-nsys static -o {p}`"
-        )
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:  # unreadable (permissions): one line, not a traceback
-        raise StaticFileError(
-            f"{p}: cannot be read ({exc.strerror}); check its permissions"
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StaticFileError(
-            f"{p}: not valid JSON ({exc}); write it with `dsocr-nsys static -o {p}`"
-        ) from None
+    data = read_json(
+        p, StaticFileError, f"static file {p}", f"write one with `dsocr-nsys static -o {p}`"
+    )
     return parse_static(data, p)
