@@ -444,7 +444,8 @@ def mfu_cmd(
     """Per-stage MFU and MBU: the trace's stage times joined with static FLOPs and bytes.
 
     With -o DIR, writes DIR/mfu.md, mfu.json, mfu.csv and PNG plots instead of printing."""
-    from .mfu.checks import ImpossibleFiguresError, impossible_warnings
+    from .errors import ImpossibleFiguresError
+    from .mfu.checks import impossible_warnings
     from .mfu.report import analyse, report_for, write_dir
     from .output import render
 

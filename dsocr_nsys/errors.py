@@ -1,7 +1,8 @@
 """Typed exceptions. Each message is one line: what is wrong, then what to do about it.
 
 The library raises these; the CLI group (``dsocr_nsys.clikit.DsocrGroup``, used by both entry
-points) maps every one of them to a line on stderr and exit code 2 (no traceback).
+points) maps every one of them to a line on stderr and its ``exit_code`` (2, or 3 for
+:class:`ImpossibleFiguresError`; no traceback).
 """
 
 from __future__ import annotations
@@ -51,3 +52,10 @@ class OutputFileError(DsocrError):
 
 class NoGpuError(DsocrError):
     """A step that measures the GPU (calibrate) found no CUDA device."""
+
+
+class ImpossibleFiguresError(DsocrError):
+    """``mfu --strict`` and a figure above 100 % of peak (exit 3: the inputs were read, the
+    result is not to be trusted)."""
+
+    exit_code = 3

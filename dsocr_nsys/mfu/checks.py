@@ -13,19 +13,13 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import DsocrError, StaticFileError
+from ..errors import StaticFileError
 from ..vocab import RATE_BASES
 from .notes import Finding, note
 
 INT64_MAX = 2**63 - 1
 #: Utilisation columns whose value cannot exceed 100 %.
 UTILISATION_COLUMNS = tuple(b.mfu_pct for b in RATE_BASES) + tuple(b.mbu_pct for b in RATE_BASES)
-
-
-class ImpossibleFiguresError(DsocrError):
-    """``--strict`` and a figure above 100 % of peak."""
-
-    exit_code = 3
 
 
 def impossible_columns(row: Mapping[str, Any]) -> list[str]:
