@@ -21,7 +21,7 @@ from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
 from .output import Report, emit, output_options, shorten_names
 from .settings import DECODE_MODES, MOE_IMPLS, InferenceSettings
-from .vocab import TIME_BASES, WARMUP, time_base
+from .vocab import BUSY, TIME_BASES, WARMUP, time_base
 
 
 @click.group(cls=DsocrGroup, context_settings=CONTEXT_SETTINGS)
@@ -48,7 +48,7 @@ _NSYS_OPTION = click.option(
     metavar="PATH",
     help="nsys used to export a .nsys-rep TRACE once (default: $NSYS, then PATH).",
 )
-_BUSY = time_base("busy")
+_BUSY = time_base(BUSY)
 _STAGE_COLUMNS = (
     "name", "pid", "device_ids", "instances", "gpu_launches", "gpu_ops", "kernels",
     "graph_launches",
@@ -92,9 +92,9 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
     """Human formats get the main columns and shortened kernel names; json/csv stay raw."""
     import polars as pl
 
-    if fmt == "csv" and "device_ids" in frame.columns:
-        # CSV cells hold no lists: devices as "0,1".
-        return frame.with_columns(
+    if fmt in ("csv", "table", "md") and "device_ids" in frame.columns:
+        # CSV and text cells hold no lists: devices as "0,1".
+        frame = frame.with_columns(
             pl.col("device_ids").list.eval(pl.element().cast(pl.Utf8)).list.join(",")
         )
     if fmt not in ("table", "md"):
@@ -105,10 +105,6 @@ def _readable(frame: Any, fmt: str, columns: tuple[str, ...] | None = None) -> A
         if col in frame.columns and frame.schema[col] == pl.Utf8:
             names = shorten_names(frame[col].fill_null("").to_list(), _NAME_WIDTH)
             frame = frame.with_columns(pl.Series(col, names, dtype=pl.Utf8))
-    if "device_ids" in frame.columns:
-        frame = frame.with_columns(
-            pl.col("device_ids").list.eval(pl.element().cast(pl.Utf8)).list.join(",")
-        )
     for col in ("pid", "device_ids"):
         # One process / one GPU (stages without GPU work aside): the column says nothing.
         if col in frame.columns:
@@ -161,9 +157,7 @@ def stages(
     keep = top if top is not None else (_STAGES_SHOWN if fmt in ("table", "md") else None)
     if keep is not None and frame.height > keep:
         # the N busiest, in their order of first appearance
-        busiest = frame.with_row_index("_order").sort(
-            "busy_total_ns", descending=True, nulls_last=True
-        )
+        busiest = frame.with_row_index("_order").sort(_BUSY.total, descending=True, nulls_last=True)
         frame = busiest.head(keep).sort("_order").drop("_order")
         notes.append(
             f"showing the {keep:,} of {busiest.height:,} stages with the most GPU busy time; "
