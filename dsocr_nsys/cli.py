@@ -441,7 +441,6 @@ def mfu_cmd(
     from .errors import ImpossibleFiguresError
     from .mfu.checks import impossible_warnings
     from .mfu.report import analyse, report_for, write_dir
-    from .output import render
 
     result = analyse(
         trace,
@@ -465,7 +464,7 @@ def mfu_cmd(
         for path in write_dir(result, output):
             progress(f"wrote {path}")
     else:
-        click.echo(render(report_for(result, fmt), fmt), nl=False)
+        emit(report_for(result, fmt), fmt, None)
     if strict and impossible:
         raise ImpossibleFiguresError(
             f"--strict: {len(impossible)} row(s) above 100 % of peak (marked `impossible`)"
