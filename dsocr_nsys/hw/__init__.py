@@ -5,7 +5,9 @@ reach (measured GEMM and copy ceilings).
   ``dsocr`` stage (pure Python: runs on the GPU image without polars);
 - :mod:`.calibrate`: achievable dense BF16 GEMM TFLOP/s and device-copy GB/s (torch only);
 - :mod:`.launch`: the ``profile --ncu`` / calibrate steps of the launcher;
-- :mod:`.join`: hardware FLOPs joined onto the ``mfu`` stages frame (polars).
+- :mod:`.join`: hardware FLOPs joined onto the ``mfu`` stages frame (polars);
+- :mod:`.report`: the ``hwflops`` and ``calibrate`` reports (polars).
 
-Nothing here imports polars at module level, so the launcher on the bare GPU image can use it.
+:mod:`.ncu`, :mod:`.calibrate` and :mod:`.launch` import no polars, so the launcher on the
+bare GPU image can use them; :mod:`.join` and :mod:`.report` serve the analysis CLI.
 """
