@@ -148,6 +148,13 @@ def gbps_rate(nbytes: int | None, time_ns: int | None) -> float | None:
     return float(Fraction(nbytes) / Fraction(time_ns))  # B/ns == GB/s
 
 
+def tokens_per_s(tokens: int | None, time_ns: int | None) -> float | None:
+    """Tokens per second = tokens / time (None when either is missing or 0)."""
+    if not tokens or not time_ns:
+        return None
+    return float(Fraction(tokens * 10**9, time_ns))
+
+
 # --- the range frame -------------------------------------------------------------------------
 
 
@@ -456,9 +463,7 @@ def _row(
     row["decode_steps"] = decode_steps
     for b in RATE_BASES:
         time_ns = t.time(b.key)
-        row[f"tokens_per_s_{b.key}"] = (
-            float(Fraction(decode_steps * 10**9, time_ns)) if decode_steps and time_ns else None
-        )
+        row[f"tokens_per_s_{b.key}"] = tokens_per_s(decode_steps, time_ns)
     return row
 
 
@@ -776,7 +781,7 @@ def decode_table(t: StageTimes | None, peak: PeakChoice) -> pl.DataFrame:
                 "steps": t.instances,
                 "time_ns": time_ns,
                 "step_mean_ns": time_ns / t.instances,
-                "tokens_per_s": float(Fraction(t.instances * 10**9, time_ns)) if time_ns else None,
+                "tokens_per_s": tokens_per_s(t.instances, time_ns),
                 "total_flops": t.flops,
                 "achieved_tflops": tflops_rate(t.flops, time_ns),
                 "mfu_pct": utilisation_pct(t.flops, peak.peak_tflops, TERA, time_ns),
