@@ -35,19 +35,4 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
-__all__ = [
-    "GpuPeak",
-    "MfuResult",
-    "PeakChoice",
-    "TraceGpu",
-    "analyse",
-    "choose_peak",
-    "compute_mfu",
-    "data_report",
-    "detect_gpu",
-    "display_report",
-    "known_gpus",
-    "peak_table",
-    "report_for",
-    "write_dir",
-]
+__all__ = sorted(_EXPORTS)
