@@ -75,9 +75,10 @@ def _grouped_bars(
     ax: Any,
     rows: list[dict[str, Any]],
     column: Callable[[TimeBase], str],
-    annotate: str | None,
+    annotate: Callable[[float], str] | None,
 ) -> list[float]:
-    """One bar group per stage, one bar per rate time base; returns the positive values."""
+    """One bar group per stage, one bar per rate time base, each positive value written on
+    its bar as ``annotate(value)`` when given; returns the positive values."""
     n = len(RATE_BASES)
     width = 0.8 / n
     values: list[float] = []
@@ -95,7 +96,7 @@ def _grouped_bars(
             for bar, y in zip(bars, ys, strict=True):
                 if y and y > 0:
                     ax.annotate(
-                        annotate.format(y),
+                        annotate(y),
                         (bar.get_x() + bar.get_width() / 2, y),
                         ha="center",
                         va="bottom",
@@ -118,9 +119,7 @@ def _utilisation_plot(
     rows = result.stages.to_dicts()
     fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(rows)), 4.5))
     try:
-        values = _grouped_bars(ax, rows, column, "{}")
-        for text in ax.texts:  # annotate() got the raw value: show it as a percentage
-            text.set_text(_pct_text(float(text.get_text())))
+        values = _grouped_bars(ax, rows, column, _pct_text)
         if values:
             ax.set_yscale("log")
             ax.set_ylim(min(values) / 3, max(100.0, max(values)) * 4)
