@@ -5,16 +5,17 @@ renders them. A table is a polars frame or plain rows (a list of dicts with the 
 rows render without polars, for the launcher on a GPU image that has none. Column names carry
 their unit as a suffix, and the suffix decides how a human-readable format shows the value:
 
-==============  =====================================  ==========================
-suffix          meaning (JSON/CSV keep the raw value)  table / md shows
-==============  =====================================  ==========================
-``_ns``         integer nanoseconds                    ms or µs (unit in header)
-``_pct``        percent                                one decimal
-``_flops``      floating-point operations (a count)    GFLOP
-``_bytes``      bytes (a count)                        MB (10^6)
-``_tflops``     TFLOP/s (a rate)                       two decimals
-``_gbps``       GB/s (10^9 bytes per second)           one decimal
-==============  =====================================  ==========================
+====================  =====================================  ==========================
+suffix                meaning (JSON/CSV keep the raw value)  table / md shows
+====================  =====================================  ==========================
+``_ns``               integer nanoseconds                    ms or µs (unit in header)
+``_pct``              percent                                one decimal
+``_flops``            floating-point operations (a count)    GFLOP
+``_bytes``            bytes (a count)                        MB (10^6)
+``_tflops``           TFLOP/s (a rate)                       two decimals
+``_gbps``             GB/s (10^9 bytes per second)           one decimal
+``_flop_per_byte``    arithmetic intensity                   one decimal
+====================  =====================================  ==========================
 """
 
 from __future__ import annotations
