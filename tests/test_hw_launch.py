@@ -23,6 +23,7 @@ from dsocr_nsys.hw.launch import (
 )
 from dsocr_nsys.hw.launch import (
     available_metrics,
+    calibrate_step,
     choose_metrics,
     mfu_args,
     ncu_argv,
@@ -149,3 +150,18 @@ def test_profile_ncu_failures_keep_the_run(tmp_path: Path, ncu: Path, monkeypatc
     code, err, record = _profile(tmp_path / "b", "--ncu", f"--ncu-path={ncu}")
     assert code == 0 and "ERR_NVGPUCTRPERM" in record["ncu"]["error"]
     assert not (tmp_path / "b" / "hw_flops.json").exists()
+
+
+def test_calibrate_output_that_is_no_record_is_a_warning(tmp_path: Path, monkeypatch):
+    """A calibrate child that exits 0 but prints no JSON record: one warning, no record."""
+    import dsocr_nsys.hw.launch as hw_launch
+
+    class Options:
+        device = "cuda"
+
+    said: list[str] = []
+    for stdout in ("not json", '{"gemm_tflops": 1.0}'):
+        child = [sys.executable, "-c", f"print({stdout!r})"]
+        monkeypatch.setattr(hw_launch, "calibrate_argv", lambda child=child: child)
+        assert calibrate_step(Options(), tmp_path, {}, said.append) is None
+        assert said[-1] == "warning: calibrate failed: its output is not a calibration record"

@@ -209,8 +209,12 @@ def calibrate_step(
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         say(f"warning: calibrate failed: {last}")
         return None
-    record = json.loads(done.stdout)
-    tflops, gbps = record["gemm_tflops"], record["copy_gbps"]
+    try:
+        record = json.loads(done.stdout)
+        tflops, gbps = record["gemm_tflops"], record["copy_gbps"]
+    except (ValueError, TypeError, KeyError):  # the child printed something else: no record
+        say("warning: calibrate failed: its output is not a calibration record")
+        return None
     say(f"calibrate: {tflops:.1f} TFLOP/s BF16 GEMM, {gbps:.1f} GB/s device copy")
     return record
 
