@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import DsocrError, ToolNotFoundError
 from ..launch.nsys import Tool, find_tool
+from ..launch.runinfo import RUN_JSON
 from .ncu import (
     DEFAULT_METRICS,
     FLOAT_PRECISIONS,
@@ -226,5 +227,5 @@ def mfu_args(run_dir: Path, record: Mapping[str, Any]) -> list[str]:
     if (run_dir / HW_JSON).is_file():
         args += ["--hw", str(run_dir / HW_JSON)]
     if record.get("calibration"):
-        args += ["--ceiling", str(run_dir / "run.json")]
+        args += ["--ceiling", str(run_dir / RUN_JSON)]
     return args

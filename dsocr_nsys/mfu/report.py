@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from ..launch.runinfo import nsys_rep_for
+from ..launch.runinfo import RUN_JSON, nsys_rep_for
 from ..output import Report, render, write_dir_atomic
 from ..static.format import load_static
 from ..vocab import BUSY, PROJ, RATE_BASES, TIME_BASE_BY_KEY
@@ -53,7 +53,7 @@ PLOTS = ("mfu_time.png", "mfu_per_stage.png", "mfu_mbu.png", "mfu_roofline.png")
 def _run_beside(trace: Path) -> dict[str, Any] | None:
     """The run.json of the run folder holding ``trace`` (``dsocr-nsys profile``'s layout; a
     fixture's ``NAME.run.json`` beside ``NAME.sqlite`` too), or None."""
-    for candidate in (trace.with_name("run.json"), trace.with_suffix(".run.json")):
+    for candidate in (trace.with_name(RUN_JSON), trace.with_suffix(f".{RUN_JSON}")):
         if candidate.is_file():
             try:
                 return dict(json.loads(candidate.read_text(encoding="utf-8")))
