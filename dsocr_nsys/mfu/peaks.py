@@ -192,9 +192,13 @@ def validate_gpu_name(name: str) -> None:
             raise
 
 
+def _finite_positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
 def check_peak_override(value: float | None, flag: str) -> None:
     """A ``--peak-tflops`` / ``--peak-gbps`` value must be a finite positive number."""
-    if value is not None and not (math.isfinite(value) and value > 0):
+    if value is not None and not _finite_positive(value):
         raise DsocrError(f"{flag} {value!r} is not a finite positive number; give e.g. 989")
 
 
@@ -218,7 +222,7 @@ def _env_float(env: Mapping[str, str], key: str) -> float | None:
         value = float(raw)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
+    if not _finite_positive(value):
         raise DsocrError(f"{key}={raw!r} is not a positive number; set it to e.g. 989 or unset it")
     return value
 
