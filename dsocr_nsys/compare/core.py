@@ -115,13 +115,10 @@ def _stage_rows(runs: Sequence[Run], mode: str) -> dict[str, pl.DataFrame]:
     """Per run label: one row per stage (stage, instances, a total per time base)."""
     out = {}
     for run in runs:
-        if mode == STAGES_MODE:
-            assert run.stages is not None
-            out[run.label] = run.stages
-        elif run.ranges is not None:
+        if mode == RANGES_MODE and run.ranges is not None:
             out[run.label] = _range_totals(run.ranges)
-        else:
-            assert run.stages is not None  # an mfu.json
+        else:  # our stages, or an mfu.json's
+            assert run.stages is not None
             out[run.label] = run.stages
     return out
 
