@@ -226,10 +226,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "argv": sys.argv,
-        "build_s": 0.0,
+        "build_s": round(time.perf_counter() - t0, 2),
         "rows": [],
     }
-    result["build_s"] = round(time.perf_counter() - t0, 2)
 
     def save() -> None:
         if args.json is not None:
@@ -243,8 +242,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         device=args.device,
         dtype=args.dtype,
     )
+    batches = [int(b) for b in args.batches.split(",")]
     reference: dict[int, list[int]] = {}
-    for batch in [int(b) for b in args.batches.split(",")]:
+    for batch in batches:
         for name in args.variants.split(","):
             spec = dict(VARIANTS[name])
             kernel = spec.pop("kernel", None)
@@ -280,9 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["rows"].append(row)
             save()
     if args.moe_kernels:
-        result["moe_kernels"] = moe_kernel_rows(
-            model, [int(b) for b in args.batches.split(",")], device, dtype
-        )
+        result["moe_kernels"] = moe_kernel_rows(model, batches, device, dtype)
         save()
     print(
         f"{'variant':<14} {'batch':>5} {'step ms':>8} {'tok/s':>9} {'pages/s':>8} "

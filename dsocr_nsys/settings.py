@@ -3,8 +3,9 @@ kept free of torch so the launcher's outer process (``dsocr-nsys profile``) stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class InferenceSettings:
     moe: str | None = None
     compile: bool = False
     batch: int = 1
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready dict of the fields, in declaration order (paths as strings)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 DECODE_MODES = ("eager", "cuda-graph")

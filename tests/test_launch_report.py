@@ -37,6 +37,24 @@ def test_static_argv_gundam() -> None:
     ]
 
 
+def test_static_argv_carries_the_resolved_variant() -> None:
+    # a real run.json (tests/fixtures/traces/README.md): asked --decode cuda-graph, no --moe;
+    # the model resolved moe device, and static must describe that
+    fixture = (
+        Path(__file__).parent / "fixtures/traces/dsocr_base16_cudagraph_h200_nsys2025.run.json"
+    )
+    record = json.loads(fixture.read_text(encoding="utf-8"))
+    assert record["options"]["moe"] is None
+    assert static_argv(record, Path("s.json"))[-6:] == [
+        "--dtype=bfloat16",
+        "--decode=cuda-graph",
+        "--moe=device",
+        "--batch=1",
+        "-o",
+        "s.json",
+    ]
+
+
 def test_report_commands_static_then_mfu(tmp_path: Path) -> None:
     commands = report_commands(tmp_path, GUNDAM, ("dsocr",))
     assert commands == [

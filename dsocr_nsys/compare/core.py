@@ -115,15 +115,21 @@ def _stage_rows(runs: Sequence[Run], mode: str) -> dict[str, pl.DataFrame]:
     """Per run label: one row per stage (stage, instances, a total per time base)."""
     out = {}
     for run in runs:
-        if mode == STAGES_MODE:
+        if mode == RANGES_MODE and run.ranges is not None:
+            out[run.label] = _range_totals(run.ranges)
+        else:  # our stages, or an mfu.json's
             assert run.stages is not None
             out[run.label] = run.stages
-        elif run.ranges is not None:
-            out[run.label] = _range_totals(run.ranges)
-        else:
-            assert run.stages is not None  # an mfu.json
-            out[run.label] = run.stages
     return out
+
+
+#: Per run label, per stage name: that stage's row of :func:`_stage_rows` as a dict.
+_StageLookup = dict[str, dict[str, dict[str, Any]]]
+
+
+def _by_stage(rows: dict[str, pl.DataFrame]) -> _StageLookup:
+    """:func:`_stage_rows` keyed by stage name, built once for every reader."""
+    return {label: {r["stage"]: r for r in f.to_dicts()} for label, f in rows.items()}
 
 
 def _order(names: set[str], mode: str, rows: dict[str, pl.DataFrame], top: int) -> list[str]:
@@ -199,10 +205,9 @@ _NOISE_SCHEMA = {
 
 
 def _compare_stages(
-    runs: Sequence[Run], mode: str, order: list[str], rows: dict[str, pl.DataFrame]
+    runs: Sequence[Run], mode: str, order: list[str], by_stage: _StageLookup
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     base_run = runs[0]
-    by_stage = {lab: {r["stage"]: r for r in f.to_dicts()} for lab, f in rows.items()}
     base_rows = by_stage[base_run.label]
     out: list[dict[str, Any]] = []
     noise_rows: list[dict[str, Any]] = []
@@ -268,13 +273,13 @@ def _compare_stages(
 # --- rates, decode, configuration ---------------------------------------------------------
 
 
-def _times(runs: Sequence[Run], order: list[str], rows: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _times(runs: Sequence[Run], order: list[str], by_stage: _StageLookup) -> pl.DataFrame:
     """Every run's totals per stage (rows of one stage together, runs in argument order)."""
     cols = ["instances", *(b.total for b in TIME_BASES)]
     out = []
     for stage in order:
         for run in runs:
-            row = next((r for r in rows[run.label].to_dicts() if r["stage"] == stage), None)
+            row = by_stage[run.label].get(stage)
             out.append(
                 {"stage": stage, "run": run.label, **{c: row[c] if row else None for c in cols}}
             )
@@ -328,14 +333,14 @@ _DECODE_SCHEMA = {
 }
 
 
-def _decode(runs: Sequence[Run], rows: dict[str, pl.DataFrame], notes: list[str]) -> pl.DataFrame:
+def _decode(runs: Sequence[Run], by_stage: _StageLookup, notes: list[str]) -> pl.DataFrame:
     """Decode per run and rate base: steps, mean and median step time, tokens/s, and tokens/s
     over the baseline's."""
     out: list[dict[str, Any]] = []
     base_rate: dict[str, float | None] = {}
     guessed = []
     for i, run in enumerate(runs):
-        row = next((r for r in rows[run.label].to_dicts() if r["stage"] == DECODE), None)
+        row = by_stage[run.label].get(DECODE)
         if row is None or not row["instances"]:
             continue
         steps = int(row["instances"])
@@ -495,6 +500,7 @@ def _compare(
             "it with runs profiled by `dsocr-nsys profile`"
         )
     rows = _stage_rows(runs, mode)
+    by_stage = _by_stage(rows)
     base_names = set(rows[runs[0].label]["stage"].to_list())
     for run in runs[1:]:
         names = set(rows[run.label]["stage"].to_list())
@@ -506,7 +512,7 @@ def _compare(
             )
     all_names = set().union(*(set(f["stage"].to_list()) for f in rows.values()))
     order = _order(all_names, mode, rows, top)
-    stages, noise = _compare_stages(runs, mode, order, rows)
+    stages, noise = _compare_stages(runs, mode, order, by_stage)
     for run in runs[1:]:
         mine = set(rows[run.label]["stage"].to_list())
         for name, where in ((base_names - mine, runs[0].label), (mine - base_names, run.label)):
@@ -535,7 +541,7 @@ def _compare(
         )
     scope = _kernel_scope(runs, stage, mode)
     kernel_frame = _kernels(runs, scope, kernels, include_warmup, notes)
-    decode = _decode(runs, rows, notes) if mode == STAGES_MODE else pl.DataFrame()
+    decode = _decode(runs, by_stage, notes) if mode == STAGES_MODE else pl.DataFrame()
     meta = {
         "baseline": runs[0].label,
         "runs": ", ".join(f"{r.label} ({r.kind}: {r.path})" for r in runs),
@@ -548,7 +554,7 @@ def _compare(
         mode=mode,
         config=_config(runs),
         stages=stages,
-        times=_times(runs, order, rows),
+        times=_times(runs, order, by_stage),
         rates=_rates(runs, order) if mode == STAGES_MODE else pl.DataFrame(),
         decode=decode,
         noise=noise,

@@ -40,7 +40,6 @@ _MFU_TOTAL_ROW = "total"
 # PyTorch's emit_nvtx appends per-call counters to range names ("aten::mul, seq = 45328,
 # op_id = 990726"; "sizes = [[...]]" with shapes): dropped so that calls of one op group.
 PER_CALL_SUFFIX = r",\s*(?:seq|op_id)\s*=\s*\d+|,\s*sizes\s*=.*$"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 #: Configuration fields, in table order (None where an input does not say).
 CONFIG_FIELDS = (
@@ -102,9 +101,11 @@ def input_kind(path: Path) -> str:
         return RUN_FOLDER
     if not path.is_file():
         raise InputFileError(f"{path} not found; pass a run folder, an mfu.json or an export")
+    from ..trace.db import SQLITE_MAGIC
+
     with path.open("rb") as fh:
-        head = fh.read(len(_SQLITE_MAGIC))
-    if head == _SQLITE_MAGIC:
+        head = fh.read(len(SQLITE_MAGIC))
+    if head == SQLITE_MAGIC:
         return EXPORT
     if path.suffix == ".json":
         return MFU_JSON

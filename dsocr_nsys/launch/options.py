@@ -77,10 +77,6 @@ class LaunchOptions(InferenceSettings):
         """The plain :class:`InferenceSettings` that ``run_inference`` takes."""
         return InferenceSettings(**asdict(self))
 
-    def as_record(self) -> dict[str, Any]:
-        """JSON-ready dict of the fields (paths as strings)."""
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 

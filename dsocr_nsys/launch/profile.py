@@ -252,13 +252,14 @@ def _write_static(
     from .report import static_argv
 
     result = inner.get("result") or {}
+    asked = options.as_record()
     fields = {
         "preset": options.preset,
         "mode": options.mode,
         "max_new_tokens": options.max_new_tokens,
         "plan": result.get("plan") or {},
-        "options": options.as_record(),
-        **runinfo.run_variant(options.as_record(), result),
+        "options": asked,
+        **runinfo.run_variant(asked, result),
     }
     output = run_dir / runinfo.STATIC_JSON
     argv = static_argv(fields, output, (sys.executable, "-m", "dsocr_nsys.cli"))

@@ -41,7 +41,7 @@ def static_argv(
 
     ``record`` is ``run.json`` (or the same fields: ``preset``, ``mode``, ``max_new_tokens``,
     ``plan``, ``options.dtype``, the variant fields ``decode``, ``moe``, ``compile``,
-    ``batch``)."""
+    ``batch`` at the top level)."""
     plan = record.get("plan") or {}
     cmd = [
         *dsocr,
@@ -59,18 +59,15 @@ def static_argv(
     dtype = options.get("dtype")
     if dtype:
         cmd.append(f"--dtype={dtype}")
-    # The variant, as the model resolved it (run.json's top level) or as asked (options).
-    decode = record.get("decode") or options.get("decode")
-    if decode:
-        cmd.append(f"--decode={decode}")
-    moe = record.get("moe") or options.get("moe")
-    if moe:
-        cmd.append(f"--moe={moe}")
-    if record.get("compile") or options.get("compile"):
+    # The variant as the model resolved it: run.json's top level (runinfo.run_variant, which
+    # already falls back on the options where the model recorded none).
+    for name in ("decode", "moe"):
+        if record.get(name):
+            cmd.append(f"--{name}={record[name]}")
+    if record.get("compile"):
         cmd.append("--compile")
-    batch = record.get("batch") or options.get("batch")
-    if batch:
-        cmd.append(f"--batch={batch}")
+    if record.get("batch"):
+        cmd.append(f"--batch={record['batch']}")
     cmd += ["-o", str(output)]
     return cmd
 

@@ -286,13 +286,14 @@ class MoE(nn.Module):
         if self.w13 is None or self.w2 is None:
             raise ValueError("MoE impl 'device' needs stack_experts() (build_model calls it)")
         inter = self.w2.shape[-1]
+        gather = self.device_kernel == "gather_bmm"
+        if gather and ids.numel() > self.num_experts:
+            # More pairs than experts (a prompt): the gathered weights would outgrow memory
+            # (374 GiB for gundam batch 16 on an H200), so the loop's per-expert GEMMs run
+            # instead; only passes that no graph captures are this large.
+            return self._routed_loop(flat, weights, ids)
         acc = torch.zeros(flat.shape, device=flat.device, dtype=torch.float32)
-        if self.device_kernel == "gather_bmm":
-            if ids.numel() > self.num_experts:
-                # More pairs than experts (a prompt): the gathered weights would outgrow memory
-                # (374 GiB for gundam batch 16 on an H200), so the loop's per-expert GEMMs run
-                # instead; only passes that no graph captures are this large.
-                return self._routed_loop(flat, weights, ids)
+        if gather:
             flat_ids = ids.reshape(-1)  # pair p = (token p // top_k, its expert)
             xs = flat.repeat_interleave(self.top_k, dim=0)[:, None]  # (N * top_k, 1, hidden)
             gate_up = torch.bmm(xs, self.w13[flat_ids].transpose(1, 2))[:, 0]

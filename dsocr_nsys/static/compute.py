@@ -32,6 +32,7 @@ import polars as pl
 from .. import __version__
 from ..errors import ModelError
 from ..output import Report, render, write_atomic
+from ..settings import InferenceSettings, variant
 from ..vocab import (
     CLIP,
     DECODE,
@@ -367,8 +368,6 @@ def compute_static(opts: StaticOptions, progress: Progress | None = None) -> Sta
             f"model window {window}; lower --max-new-tokens"
         )
     dbytes = DTYPE_BYTES[opts.dtype]
-    from ..settings import InferenceSettings, variant
-
     var = variant(
         InferenceSettings(decode=opts.decode, moe=opts.moe, compile=opts.compile, batch=opts.batch)
     )

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import InputFileError, TraceContentError
+from .source import REPORT_SUFFIXES
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PARQUET_HINT = "give an `nsys export --type parquetdir` folder, an .sqlite export or a .nsys-rep"
@@ -76,7 +77,7 @@ def check_sqlite_file(path: Path) -> None:
     if not header.startswith(SQLITE_MAGIC):
         hint = (
             EXPORT_HINT
-            if path.suffix in (".nsys-rep", ".qdrep")
+            if path.suffix in REPORT_SUFFIXES
             else f"expected an nsys SQLite export; {EXPORT_HINT}"
         )
         raise InputFileError(f"{path}: not an SQLite file; {hint}")

@@ -79,6 +79,9 @@ class Trace:
         self._ranges_checked = False
         self._bounds_ns: tuple[int | None, int | None] | None = None
         self._trace_busy_ns: int | None = None
+        # (stage, include_warmup) that kernel_scope holds: kernels() and graph_records() of one
+        # scope (the kernels command asks both) fill it once
+        self._scope_of: tuple[str | None, bool] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -378,16 +381,23 @@ class Trace:
         return GraphRecords(launches=launches, graph_ns=graph_ns or 0)
 
     def _scope(self, stage: str | None, include_warmup: bool, kernels_only: bool) -> None:
-        """Fill kernel_scope with the operations of the whole trace or of one stage."""
+        """Fill kernel_scope with the operations of the whole trace or of one stage (checked
+        every call; filled only when it holds another scope)."""
         if stage is None:
             self._require_gpu_ops(kernels_only=kernels_only)
-            self._run("trace_kernel_scope_all")
         else:
             self._load_ranges()
             self._check_names([stage])
+        key = (stage, include_warmup and stage is not None)  # the whole trace ignores warm-up
+        if self._scope_of == key:
+            return
+        if stage is None:
+            self._run("trace_kernel_scope_all")
+        else:
             self._run(
                 "trace_kernel_scope_stage", {"stage": stage, "include_warmup": include_warmup}
             )
+        self._scope_of = key
 
     def gpus(self) -> list[GpuInfo]:
         """The GPUs in ``TARGET_INFO_GPU`` (empty when the export lacks the table)."""
