@@ -19,7 +19,7 @@ import click
 from . import __version__
 from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
-from .output import Report, emit, output_options, shorten_names
+from .output import Report, emit, output_options, shorten_names, write_atomic
 from .settings import DECODE_MODES, MOE_IMPLS, InferenceSettings
 from .vocab import BUSY, TIME_BASES, WARMUP, time_base
 
@@ -481,24 +481,24 @@ def hwflops_cmd(ncu_csv: str, fmt: str, output: str | None) -> None:
     """Hardware FLOPs per stage from an Nsight Compute raw CSV (`ncu --csv --page raw --nvtx`):
     tensor-core FLOPs per precision, FP32 FLOPs, ncu kernel time.
 
-    With -o FILE writes the hw_flops.json document (read by `mfu --hw`); -f json prints it."""
+    JSON is the hw_flops.json document (read by `mfu --hw`): `-o hw_flops.json` writes it,
+    `-f json` prints it; the other formats show its tables."""
     import json
 
     from .hw.ncu import hw_flops, read_ncu_csv
-    from .output import write_atomic
 
     result = hw_flops(read_ncu_csv(ncu_csv))
-    if output or fmt == "json":
+    if fmt == "json":
         text = json.dumps(result.document(), indent=2) + "\n"
         if output:
             write_atomic(output, text)
             progress(f"wrote {output}")
-            return
-        click.echo(text, nl=False)
+        else:
+            click.echo(text, nl=False)
         return
     from .hw.report import hwflops_report
 
-    emit(hwflops_report(result), fmt, None)
+    emit(hwflops_report(result), fmt, output)
 
 
 @cli.command("calibrate")

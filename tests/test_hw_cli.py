@@ -64,6 +64,14 @@ def test_csv_is_the_stage_table():
     assert int(rows[0]["tensor_bf16_flops"]) == 2 * 4096**3
 
 
+def test_o_csv_writes_the_stage_table(tmp_path):
+    """-o x.csv holds CSV (the format its name says), never the JSON document."""
+    target = tmp_path / "hw.csv"
+    code, out, _ = run("hwflops", KNOWN, "-o", target)
+    assert code == 0 and out == ""
+    assert target.read_text() == run("hwflops", KNOWN, "-f", "csv")[1]
+
+
 def test_md():
     code, out, _ = run("hwflops", KNOWN, "-f", "md")
     assert code == 0 and "| sam | range |" in out

@@ -82,10 +82,14 @@ def test_report_commands_reuse_static_and_gpu_fallbacks(tmp_path: Path) -> None:
 
 
 def test_load_run_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match=r"no .*run\.json; profile first"):
+    with pytest.raises(InputFileError, match=r"run\.json not found; profile first"):
         load_run(tmp_path)
     (tmp_path / "run.json").write_text("{")
-    with pytest.raises(InputFileError, match="is not valid JSON"):
+    with pytest.raises(InputFileError, match=r"run\.json: not valid JSON .*; profile first"):
+        load_run(tmp_path)
+    # not UTF-8 (a binary file written over it): one line too, not a traceback
+    (tmp_path / "run.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InputFileError, match=r"run\.json: not valid JSON"):
         load_run(tmp_path)
 
 

@@ -8,7 +8,6 @@ the commands. ``profile`` uses :func:`static_argv` too, so both write the same f
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from ..errors import InputFileError
 from ..hw import launch as hw_launch
+from ..jsonfile import read_json
 from . import runinfo
 from .nsys import NsysStepError
 
@@ -23,14 +23,12 @@ from .nsys import NsysStepError
 def load_run(run_dir: Path) -> dict[str, Any]:
     """``run.json`` of a run folder (``runs/latest`` resolved by the caller)."""
     path = run_dir / runinfo.RUN_JSON
-    if not path.is_file():
-        raise InputFileError(
-            f"no {path}; profile first (make profile GPU=<name>) or pass RUN=<run folder>"
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{path} is not valid JSON ({exc.msg}); re-run the profile") from None
+    return read_json(
+        path,
+        InputFileError,
+        str(path),
+        "profile first (make profile GPU=<name>) or pass RUN=<run folder>",
+    )
 
 
 def static_argv(
