@@ -33,9 +33,6 @@ class NvtxEventType:
     NVTXT_START_END_RANGE = 71  # NvtxtStartEndRange
     DOMAIN_CREATE = 75  # NvtxDomainCreate: names a domainId for one process
 
-    PUSH_POP = (PUSH_POP_RANGE, NVTXT_PUSH_POP_RANGE)
-    RANGES = (PUSH_POP_RANGE, START_END_RANGE, NVTXT_PUSH_POP_RANGE, NVTXT_START_END_RANGE)
-
 
 # --- stages ------------------------------------------------------------------------------
 
