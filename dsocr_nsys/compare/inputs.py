@@ -8,7 +8,6 @@ there is one, else with an empty one (times only, no rates).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ..errors import InputFileError, StageNotFoundError
+from ..jsonfile import read_json
 from ..launch.runinfo import RUN_JSON, SQLITE, STATIC_JSON
 from ..mfu.compute import compute_mfu, select_ranges
 from ..mfu.peaks import PeakChoice
@@ -129,10 +129,7 @@ def check_input(path: str | Path) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(f"{path}: not readable JSON ({exc}); write it again") from None
+    data = read_json(path, InputFileError, str(path), "write it again")
     if not isinstance(data, dict):
         raise InputFileError(f"{path}: not a JSON object")
     return data
