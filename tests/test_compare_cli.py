@@ -60,3 +60,9 @@ def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_run(DSOCR, BEFORE), "no stage in common")
     _one_line_error(_run(DSOCR, DSOCR, "--stage", "nope"), "no NVTX range named 'nope'")
     _one_line_error(_run(DSOCR), "at least two")
+    # a damaged mfu.json is found in the first pass over the inputs: its error is the only line
+    bad = tmp_path / "mfu.json"
+    bad.write_bytes(b"\xff\xfe{")
+    damaged = _run(DSOCR, bad)
+    _one_line_error(damaged, "not valid JSON")
+    assert damaged.stderr.strip().splitlines() == [damaged.stderr.strip()]

@@ -123,7 +123,9 @@ def check_input(path: str | Path) -> None:
 
     p = Path(path)
     kind = input_kind(p)
-    if kind != MFU_JSON:
+    if kind == MFU_JSON:
+        _load_mfu_json(p)  # a small file: its whole check is reading it
+    else:
         with open_trace(p / SQLITE if kind == RUN_FOLDER else p):
             pass
 
