@@ -1,7 +1,7 @@
 -- Question: which kernels took the GPU time in a scope (the whole trace, or one stage)?
--- Inputs: temp tables ops and kernel_scope (trace_kernel_scope_all.sql or
---   trace_kernel_scope_stage.sql), t.CUPTI_ACTIVITY_KIND_KERNEL (names, by rowid = op_id),
---   t.StringIds; $top (INTEGER).
+-- Inputs: temp tables ops and kernel_scope (trace_kernel_scope_all.sql, or a stage's
+--   operations: trace_stage_ranges.sql), t.CUPTI_ACTIVITY_KIND_KERNEL (names, by rowid =
+--   op_id), t.StringIds; $top (INTEGER).
 -- Definition (= nsys stats cuda_gpu_kern_sum over the whole trace): the scope's kernels grouped
 --   by demangled name; instances, total/mean/median/min/max/stddev (sample) of durations
 --   (end - start); share_pct = the group's total over the scope's kernel time * 100. Median

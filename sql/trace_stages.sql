@@ -7,7 +7,7 @@
 --   a range named `warmup` and every range it encloses on its thread); gpu_instances = those
 --   that launched at least one GPU operation; gpu_launches, gpu_ops, kernels, graph_launches
 --   and graph_total_ns (time in whole-graph records, part of proj/busy, not of kernel) are
---   sums over instances (see trace_range_metrics.sql). For the GPU time bases (proj, busy,
+--   sums over instances (see trace_ranges.sql). For the GPU time bases (proj, busy,
 --   kernel, idle) total/mean/median/min/max/p90 run over gpu_instances; for cpu over all instances. median
 --   averages the two middle values of an even count (as nsys does); p90 interpolates linearly.
 --   gpu_pct = busy_total / $trace_busy_ns * 100. first_start_ns / first_gpu_start_ns = the

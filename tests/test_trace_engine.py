@@ -152,43 +152,45 @@ def test_busy_counts_overlap_once(tmp_path: Path) -> None:
     assert stages.filter(pl.col("name") == "clip")["device_ids"].to_list() == [[0, 1]]
 
 
-# Per range: the union of its ops by order statistics (sorted starts and ends), the general
-# method, over the engine's own attribution (range_ops), for comparison with the sweep.
-SORTED_UNION_SQL = """
-SELECT range_id,
-       CAST(e[-1] - s[1] - coalesce(list_sum(list_transform(
-           list_zip(list_slice(s, 2, len(s)), list_slice(e, 1, len(e) - 1)),
-           p -> greatest(0, p[1] - p[2]))), 0) AS BIGINT) AS busy_ns
-FROM (SELECT range_id, list_sort(list(start_ns)) AS s,
-             list_sort(list(greatest(end_ns, start_ns))) AS e
-      FROM range_ops GROUP BY range_id)
-"""
-# The ranges whose busy time the engine reads from the device sweep (trace_range_metrics.sql).
-SWEPT_SQL = """
-SELECT count(*) FILTER (WHERE swept), count(*) FILTER (WHERE NOT swept) FROM (
-    SELECT count(DISTINCT o.device_id) = 1 AND max(o.sweep_k) - min(o.sweep_k) + 1 = count(*)
-           AND arg_min(o.opens, o.sweep_k) AS swept
-    FROM range_launches AS h
-    JOIN op_sweep AS o ON o.correlation_id = h.correlation_id AND o.global_pid = h.global_pid
-    GROUP BY h.range_id)
-"""
+def _sorted_union(intervals: list[tuple[int, int]]) -> int:
+    """Union length by merging the intervals in start order (end < start: zero-length)."""
+    total, cur_s, cur_e = 0, None, None
+    for s, e in sorted((s, max(s, e)) for s, e in intervals):
+        if cur_e is None or s > cur_e:
+            total += 0 if cur_e is None else cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    return total + (0 if cur_e is None else cur_e - cur_s)
 
 
 def test_swept_busy_equals_the_sorted_union() -> None:
-    """Busy time read from the device sweep (ranges alone on their GPU) equals the general
-    order-statistics union for every range of every real export; the fixtures exercise both
-    paths (one stream; several streams and GPUs, where ranges overlap other work)."""
+    """Busy time read from the device sweep (ranges alone on their GPU) equals a plain
+    merge of the range's own operation intervals, for every range of every real export; the
+    fixtures exercise both of the engine's paths (one stream; several streams and GPUs, where
+    ranges overlap other work)."""
     swept_total = sorted_total = 0
     for path in sorted(TRACES.glob("*.sqlite")):
         with open_trace(path) as trace:
             if not trace.has_table("NVTX_EVENTS"):
                 continue
             ranges = trace.ranges(include_warmup=True).filter(pl.col("gpu_ops") > 0)
-            expected = dict(trace._con.execute(SORTED_UNION_SQL).fetchall())
-            swept, other = trace._con.execute(SWEPT_SQL).fetchone()
+            placed, sweep, ops = trace._range_ops, trace._sweep, trace._ops
+        assert placed is not None and sweep is not None
+        start, end, device = ops["start_ns"].tolist(), ops["end_ns"].tolist(), ops["device_id"]
+        expected = {}
+        for i, range_id in enumerate(placed.range_id.tolist()):
+            members = placed.members[placed.thread[i]][placed.lo[i] : placed.hi[i]]
+            expected[range_id] = _sorted_union([(start[m], end[m]) for m in members.tolist()])
+            pos = sweep.pos[members]
+            one_gpu = len(set(device[members].tolist())) == 1
+            if one_gpu and pos.max() - pos.min() + 1 == len(pos) and sweep.opens[pos.min()]:
+                swept_total += 1
+            else:
+                sorted_total += 1
+        for range_id, members in placed.explicit.items():
+            expected[range_id] = _sorted_union([(start[m], end[m]) for m in members.tolist()])
         assert dict(zip(ranges["range_id"], ranges["busy_ns"], strict=True)) == expected, path
-        swept_total += swept
-        sorted_total += other
     assert swept_total > 1000 and sorted_total > 0, (swept_total, sorted_total)
 
 

@@ -1,4 +1,4 @@
-"""The engine's SQL steps as declared in dsocr_nsys.trace.steps: complete and in order."""
+"""The engine's steps as declared in dsocr_nsys.trace.steps: complete and in order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 from dsocr_nsys.sqlfiles import load_sql
-from dsocr_nsys.trace.steps import NVTX_PARAMS, OP_SOURCES, SCHEMA2_SQL, STEP_FOR, STEPS
+from dsocr_nsys.trace.attribution import KIND_SHIFT, OP_KINDS
+from dsocr_nsys.trace.engine import Trace
+from dsocr_nsys.trace.steps import NVTX_PARAMS, OP_SOURCES, STEP_FOR, STEPS
 from dsocr_nsys.vocab import NvtxEventType
 
 SQL = Path(__file__).resolve().parent.parent / "sql"
@@ -20,20 +22,40 @@ def test_each_step_needs_only_tables_made_before_it() -> None:
     assert len(STEP_FOR) == sum(len(s.creates) for s in STEPS)  # one creator per table
 
 
-def test_each_step_creates_and_reads_what_it_declares() -> None:
-    variants = [(step, SCHEMA2_SQL[step.sql]) for step in STEPS if step.sql in SCHEMA2_SQL]
-    assert variants  # the schema-2 variants are checked like the steps they replace
-    for step, sql in [(step, step.sql) for step in STEPS] + variants:
-        text = load_sql(sql)
+def test_each_sql_step_creates_and_reads_what_it_declares() -> None:
+    for step in STEPS:
+        if step.numpy:
+            continue
+        text = load_sql(step.name)
         created = set(re.findall(r"CREATE OR REPLACE TEMP (?:TABLE|VIEW) (\w+)", text))
-        assert created == set(step.creates), step.sql
+        assert created == set(step.creates), step.name
         for table in step.reads:
-            assert f"t.{table}" in text or table in OP_SOURCES, (step.sql, table)
+            assert f"t.{table}" in text, (step.name, table)
         for need in step.needs:
             # trace_nvtx_ranges reads ops and launches through $last_ns (their last timestamp).
-            assert re.search(rf"\b{need}\b", text) or step.sql == "trace_nvtx_ranges", need
+            assert re.search(rf"\b{need}\b", text) or step.name == "trace_nvtx_ranges", need
         bound = set(re.findall(r"\$(\w+)", _body(text)))
-        assert bound == set(step.params), step.sql
+        assert bound == set(step.params), step.name
+
+
+def test_each_numpy_step_has_its_method_and_sql() -> None:
+    numpy_steps = [step for step in STEPS if step.numpy]
+    assert {s.name for s in numpy_steps} == {"ops", "launches", "sweep", "range_metrics"}
+    for step in numpy_steps:
+        assert callable(getattr(Trace, f"_step_{step.name}")), step.name
+        texts = [load_sql(sql) for sql in step.sql_files]
+        for table in step.reads:
+            assert any(f"t.{table}" in text for text in texts), (step.name, table)
+        bound = {p for text in texts for p in re.findall(r"\$(\w+)", _body(text))}
+        assert bound == set(step.params), step.name
+    # each op source's op_id offset names its kind (trace_ops_*.sql, trace_ops.sql)
+    for table, sql in OP_SOURCES.items():
+        kind = sql.removeprefix("trace_ops_")
+        offset = (
+            0 if kind == "kernel" else int(re.search(r"rowid \+ (\d+)", _body(load_sql(sql)))[1])
+        )
+        assert offset >> KIND_SHIFT == OP_KINDS[kind], table
+        assert f"WHEN {OP_KINDS[kind]} THEN '{kind}'" in load_sql("trace_ops") or kind == "graph"
 
 
 def _body(text: str) -> str:

@@ -1,9 +1,10 @@
-"""The trace engine's SQL steps, declared in one list: which ``sql/`` file builds which DuckDB
-temp tables from which inputs.
+"""The trace engine's steps, declared in one list: which ``sql/`` file (or numpy step) builds
+which DuckDB temp tables and results from which inputs.
 
 :class:`~dsocr_nsys.trace.engine.Trace` builds a table by running the step that creates it,
 after the steps that create the temp tables it needs (and only once per opened trace). The
-order lives here, not in the engine's code: a new step is a row below and its SQL file.
+order lives here, not in the engine's code: a new step is a row below and its SQL file (or
+its method).
 """
 
 from __future__ import annotations
@@ -17,22 +18,15 @@ RUNTIME_TABLE = "CUPTI_ACTIVITY_KIND_RUNTIME"
 GRAPH_TABLE = "CUPTI_ACTIVITY_KIND_GRAPH_TRACE"
 NVTX_TABLE = "NVTX_EVENTS"
 
-#: The GPU-operation tables of an export and the SQL branch that reads each into ``ops``
-#: (trace_ops.sql says how they are combined); a table the export lacks is skipped.
+#: The GPU-operation tables of an export and the SQL branch that reads each into ``ops`` (one
+#: UNION ALL of the branches, so DuckDB scans the tables side by side: a small table's SQLite
+#: scan runs on one thread); a table the export lacks is skipped.
 OP_SOURCES: dict[str, str] = {
     KERNEL_TABLE: "trace_ops_kernel",
     "CUPTI_ACTIVITY_KIND_MEMCPY": "trace_ops_memcpy",
     "CUPTI_ACTIVITY_KIND_MEMSET": "trace_ops_memset",
     GRAPH_TABLE: "trace_ops_graph",
 }
-
-#: Exports without this table (schema 2, as nsys 2022 writes) record each launch twice in the
-#: runtime table; for them a step runs its variant in SCHEMA2_SQL instead.
-SCHEMA3_TABLE = "META_DATA_EXPORT"
-SCHEMA2_SQL: dict[str, str] = {"trace_launches": "trace_launches_merged"}
-#: A schema-3 export is not trusted to record each launch once: after trace_launches, this
-#: check (bool) runs, and where it is true the step's SCHEMA2_SQL variant replaces its table.
-DOUBLED_CHECK: dict[str, str] = {"trace_launches": "trace_launches_doubled"}
 
 #: ``NVTX_EVENTS.eventType`` values bound as parameters of the NVTX SQL (named once, in vocab).
 NVTX_PARAMS: dict[str, int] = {
@@ -46,21 +40,27 @@ NVTX_PARAMS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class Step:
-    """One SQL step. ``sql``: the file ``sql/<sql>.sql``; ``reads``: the export tables it reads
-    (``t.<TABLE>``); ``needs``: the temp tables of earlier steps it reads; ``creates``: the temp
-    tables (and views) it makes; ``params``: the names of the values the engine binds."""
+    """One step. ``name``: the SQL file ``sql/<name>.sql``, or, with ``numpy``, the method
+    ``Trace._<name>`` that computes it in numpy (:mod:`dsocr_nsys.trace.attribution`) from the
+    SQL files it names in ``sql_files``; ``reads``: the export tables it reads (``t.<TABLE>``);
+    ``needs``: what earlier steps made that it reads; ``creates``: what it makes (DuckDB temp
+    tables and views; a numpy step's in-memory results too); ``params``: the names of the
+    values the engine binds."""
 
-    sql: str
+    name: str
     reads: tuple[str, ...]
     needs: tuple[str, ...]
     creates: tuple[str, ...]
     params: tuple[str, ...] = ()
+    numpy: bool = False
+    sql_files: tuple[str, ...] = ()
 
 
 STEPS: tuple[Step, ...] = (
-    # ops is created empty by trace_ops, then filled from OP_SOURCES in one INSERT.
-    Step("trace_ops", tuple(OP_SOURCES), (), ("ops",)),
-    Step("trace_launches", (RUNTIME_TABLE,), ("ops",), ("launches",)),
+    # the operations, read by one UNION ALL of OP_SOURCES, kept as numpy columns, and made the
+    # DuckDB view ops over them by trace_ops.sql
+    Step("ops", tuple(OP_SOURCES), (), ("ops",), (), True, (*OP_SOURCES.values(), "trace_ops")),
+    Step("launches", (RUNTIME_TABLE,), ("ops",), ("launches",), (), True, ("trace_runtime_calls",)),
     Step(
         "trace_nvtx_ranges",
         (NVTX_TABLE, "StringIds"),
@@ -69,16 +69,23 @@ STEPS: tuple[Step, ...] = (
         ("last_ns", *NVTX_PARAMS),
     ),
     Step("trace_range_tree", (), ("nvtx_range",), ("range_tree",)),
+    Step("sweep", (), ("ops",), ("sweep",), (), True),
     Step(
-        "trace_range_ops",
+        "range_metrics",
         (),
-        ("nvtx_range", "launches", "ops"),
-        ("range_launches", "range_ops"),
+        ("nvtx_range", "ops", "launches", "sweep"),
+        ("range_metrics", "range_devices"),
+        (),
+        True,
+        ("trace_range_intervals",),
     ),
-    Step("trace_op_sweep", (), ("ops",), ("op_sweep",)),
-    Step("trace_range_metrics", (), ("range_launches", "op_sweep"), ("range_metrics",)),
-    Step("trace_ranges", (), ("nvtx_range", "range_tree", "range_metrics"), ("range_all",)),
+    Step(
+        "trace_ranges",
+        (),
+        ("nvtx_range", "range_tree", "range_metrics", "range_devices"),
+        ("range_all",),
+    ),
 )
 
-#: The step that creates each temp table.
+#: The step that creates each table or result.
 STEP_FOR: dict[str, Step] = {table: step for step in STEPS for table in step.creates}
