@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .clikit import CONTEXT_SETTINGS, DsocrGroup, progress
+from .clikit import CONTEXT_SETTINGS, DsocrGroup, keep_freed_memory, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
 from .output import Report, emit, output_options, shorten_names, write_atomic
 from .settings import DECODE_MODES, MOE_IMPLS, InferenceSettings
@@ -575,6 +575,7 @@ for _command in LAUNCH_COMMANDS:
 
 def main() -> None:
     """Console-script entry point."""
+    keep_freed_memory()
     sys.exit(cli.main(prog_name="dsocr-nsys", standalone_mode=True))
 
 

@@ -76,16 +76,17 @@ def join_launches(ops: dict[str, np.ndarray], calls: dict[str, np.ndarray]) -> L
         raise TraceContentError(
             "correlation ids outside 0..2^32-1 (CUPTI writes uint32): the export is damaged"
         )
+    # an operation's key: -1 where no call can match (no correlation id: -1 from NULL)
     o_corr, o_pid = ops["correlation_id"], ops["global_pid"]
-    usable = (o_corr >= 0) & (o_corr < _CORRELATION_LIMIT)
     # the process bits are the high bits: equal in the least and greatest globalTid, equal in all
     if len(r_tid) and r_tid.min() >> _THREAD_BITS == r_tid.max() >> _THREAD_BITS:
         r_key = r_corr  # one process: the correlation id is the key
-        o_key = np.where(usable & (o_pid == (r_tid[0] >> _THREAD_BITS) << _THREAD_BITS), o_corr, -1)
+        o_key = np.where(o_pid == (r_tid[0] >> _THREAD_BITS) << _THREAD_BITS, o_corr, -1)
     else:  # a dense code per process in the high bits
         r_pid = (r_tid >> _THREAD_BITS) << _THREAD_BITS
         pids = np.unique(r_pid)
         o_code = np.minimum(np.searchsorted(pids, o_pid), max(len(pids) - 1, 0))
+        usable = (o_corr >= 0) & (o_corr < _CORRELATION_LIMIT)
         usable &= pids[o_code] == o_pid if len(pids) else False
         r_key = (np.searchsorted(pids, r_pid).astype(np.int64) << 32) | r_corr
         o_key = np.where(usable, (o_code.astype(np.int64) << 32) | o_corr, -1)
@@ -93,23 +94,21 @@ def join_launches(ops: dict[str, np.ndarray], calls: dict[str, np.ndarray]) -> L
     order = np.argsort(r_key, kind="stable")
     sorted_key = r_key[order]
     at = order  # where each sorted call's start and end are
-    if _repeats(sorted_key):
+    repeats = _repeats(sorted_key)
+    if repeats:
         order, sorted_key, r_start, r_end = _dedupe(r_key, r_tid, r_start, r_end)
         at = np.arange(len(order))  # the merged starts and ends are in key order
+        repeats = _repeats(sorted_key)  # one (process, correlation id) on several threads
     lo = np.searchsorted(sorted_key, o_key, "left")
-    found = (
-        (sorted_key.take(lo, mode="clip") == o_key) & (o_key >= 0)
-        if len(sorted_key)
-        else (np.zeros(len(o_key), dtype=bool))
-    )
-    if _repeats(sorted_key):  # one (process, correlation id) on several threads
-        counts = np.where(found, np.searchsorted(sorted_key, o_key, "right") - lo, 0)
+    if len(sorted_key):
+        found = (sorted_key.take(lo, mode="clip") == o_key) & (o_key >= 0)
     else:
-        counts = found.astype(np.int64)
-    if counts.max(initial=0) <= 1:
-        op = np.flatnonzero(counts)
+        found = np.zeros(len(o_key), dtype=bool)
+    if not repeats:
+        op = np.flatnonzero(found)
         row = lo[op]
     else:  # the op belongs to each of its calls
+        counts = np.where(found, np.searchsorted(sorted_key, o_key, "right") - lo, 0)
         op = np.repeat(np.arange(len(counts)), counts)
         offsets = np.cumsum(counts) - counts
         row = np.repeat(lo - offsets, counts) + np.arange(counts.sum())
@@ -120,7 +119,7 @@ def join_launches(ops: dict[str, np.ndarray], calls: dict[str, np.ndarray]) -> L
         global_tid=r_tid[call],
         start_ns=r_start[where],
         end_ns=r_end[where],
-        correlation_id=r_corr[call],
+        correlation_id=o_corr[op],  # equal to the call's
     )
 
 

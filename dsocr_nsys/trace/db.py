@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import InputFileError, TraceContentError
+from ..sqlfiles import export_tables
 from .source import REPORT_SUFFIXES
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -141,9 +142,10 @@ def _memory_connection(threads: int | None) -> duckdb.DuckDBPyConnection:
 def connect_parquet(folder: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the Parquet export in ``folder`` as views ``t.*``.
 
-    Only the files' footers are read here (names and types); the views read the columns a
-    query asks for. Raises :class:`InputFileError` for a folder without Parquet files or with
-    a damaged one, :class:`TraceContentError` when it is not an nsys export.
+    Only the files' footers are read here (names and types), of the tables ``sql/`` reads
+    (the others get no view); the views read the columns a query asks for. Raises
+    :class:`InputFileError` for a folder without Parquet files or with a damaged one,
+    :class:`TraceContentError` when it is not an nsys export.
     """
     files = sorted(folder.glob("*.parquet"))
     if not files:
@@ -154,9 +156,11 @@ def connect_parquet(folder: Path, threads: int | None = None) -> duckdb.DuckDBPy
             f"META_DATA_EXPORT table); {PARQUET_HINT}"
         )
     con = _memory_connection(threads)
+    read = export_tables()
     try:
         con.execute("ATTACH ':memory:' AS t")
-        for file in files:
+        # views only for the tables the queries read: each costs a footer read and a bind
+        for file in (f for f in files if f.stem in read):
             literal = "'" + _quote(str(file.resolve())) + "'"
             columns = con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal})").fetchall()
             casts = [

@@ -1,4 +1,4 @@
-"""Per-range and per-stage GPU time from an Nsight Systems export, in DuckDB SQL.
+"""Per-range and per-stage GPU time from an Nsight Systems export: DuckDB SQL and numpy.
 
 DuckDB reads the export and aggregates with the SQL in ``sql/trace_*.sql``; the interval work
 in between (launch join, projection onto ranges, busy union) is numpy, in
