@@ -335,9 +335,8 @@ def bench_method(
             ]
             if method == "baseline_cli" and baseline_env:
                 # run in the baseline checkout: `python -c` imports from its working directory
-                wall, cpu, peak, _ = run_measured(
-                    cmd, baseline_env, Path(baseline_env["PYTHONPATH"])
-                )
+                baseline_dir = Path(baseline_env["PYTHONPATH"].split(os.pathsep)[0])
+                wall, cpu, peak, _ = run_measured(cmd, baseline_env, baseline_dir)
             else:
                 wall, cpu, peak, _ = run_measured(cmd, env)
             secs.append(wall)
@@ -422,8 +421,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     baseline_env = None
     if a.baseline:
-        baseline_env = dict(os.environ)
-        baseline_env["PYTHONPATH"] = str(a.baseline.resolve())
+        baseline_env = dict(os.environ)  # the baseline first, then what the caller put there
+        baseline_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(a.baseline.resolve()), os.environ.get("PYTHONPATH")])
+        )
     elif "baseline_cli" in a.methods:
         raise SystemExit("baseline_cli needs --baseline DIR")
     methods = list(a.methods)

@@ -25,12 +25,13 @@ source .carry/device/nsys-env.sh
 python3 -c "import duckdb, polars, numpy; print('duckdb', duckdb.__version__, 'polars', polars.__version__, 'numpy', numpy.__version__)"
 "$NSYS" --version
 nproc; grep -m1 "model name" /proc/cpuinfo; date -u
+mkdir -p bench/out
 python3 bench/scale_trace.py tests/fixtures/traces/dsocr_base32_h100_nsys2025.sqlite bench/out/dsocr_x21.sqlite --times 21
 python3 bench/parquet_trace.py bench/out/dsocr_x21.sqlite bench/out/dsocr_x21_parquet > /dev/null
-python3 bench/bench_trace.py --trace bench/out/dsocr_x21.sqlite --methods floor engine_cli baseline_cli \
-    --baseline "$base" --runs 5 --interleave
-python3 bench/bench_trace.py --trace bench/out/dsocr_x21_parquet --methods floor engine_cli baseline_cli \
-    --baseline "$base" --runs 5 --interleave
+python3 bench/bench_trace.py --trace bench/out/dsocr_x21.sqlite --methods floor engine_cli \
+    --runs 5 --interleave
+python3 bench/bench_trace.py --trace bench/out/dsocr_x21_parquet --methods floor engine_cli \
+    --runs 5 --interleave
 python3 bench/bench_trace.py --trace bench/out/dsocr_x21.sqlite --methods nsys_proj_sum --runs 3 --nsys "$NSYS"
 # the same rows from both readings of one trace
 PYTHONPATH=.:/tmp/site python3 -m dsocr_nsys.cli stages bench/out/dsocr_x21.sqlite -f csv > /tmp/a.csv

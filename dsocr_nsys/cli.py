@@ -9,6 +9,7 @@ The launcher's commands (``infer``, ``profile``, ``report``) are declared once, 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 from pathlib import Path
@@ -65,13 +66,19 @@ _NAME_WIDTH = 70
 _STAGES_SHOWN = 50  # table/md rows of `stages` without --top (a PyTorch trace has thousands)
 
 
+def _import_modules(names: tuple[str, ...]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
+
 def _open_trace_cli(path: Path, nsys: str | None = None) -> Any:
     from .trace import open_trace
 
-    # Importing polars takes 0.15-0.2 s. DuckDB releases the GIL while it reads the export, so
-    # an import started now on a thread finishes behind the reading; the engine's own
-    # `import polars` then finds it done (or waits on the import lock, never imports twice).
-    threading.Thread(target=importlib.import_module, args=("polars",), daemon=True).start()
+    # Importing numpy and polars takes 0.2 s each (numpy 0.3 s on a 16-core GPU host). DuckDB
+    # releases the GIL while it reads the export, so imports started now on a thread finish
+    # behind the reading; the engine's own imports then find them done (or wait on the import
+    # lock, never importing twice).
+    threading.Thread(target=_import_modules, args=(("numpy", "polars"),), daemon=True).start()
 
     if path.is_file() and path.stat().st_size > 64 * 1024 * 1024:
         progress(f"reading {path.name} ({path.stat().st_size / 1e6:,.0f} MB) ...")
@@ -575,6 +582,9 @@ for _command in LAUNCH_COMMANDS:
 
 def main() -> None:
     """Console-script entry point."""
+    # numpy's OpenBLAS starts a thread per core at import, which spin for ~2 s of CPU on a
+    # 16-core host; no command multiplies matrices with numpy (torch has its own pools)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     keep_freed_memory()
     sys.exit(cli.main(prog_name="dsocr-nsys", standalone_mode=True))
 
