@@ -8,7 +8,8 @@
 # in one call beside the repository, so they travel in two calls of one warm machine, each
 # installing into /tmp/site (kept while the machine stays warm):
 #   call 1: bench/gpu_host_bench.sh install .carry/whlA     (polars, polars-runtime-32)
-#   call 2: bench/gpu_host_bench.sh run .carry/whlB BASE    (duckdb + sqlite extension; runs)
+#   call 2: bench/gpu_host_bench.sh run .carry/whlB BASE    (duckdb + sqlite extension, and
+#           jsonschema with its needs, which BASE's CLI imports; runs)
 # with the fixture traces other than the DeepSeek-OCR one moved out of the working tree for
 # both calls (and that one too for call 1), so that tree + wheels stay under 64 MiB.
 set -euo pipefail
@@ -17,7 +18,7 @@ python3 -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target
 export PYTHONPATH=/tmp/site
 [ "$mode" = install ] && exit 0
 
-base=$3
+base=$(realpath "$3")
 log=${OUT:-/tmp}/gpu_host_bench.txt
 exec > >(tee "$log") 2>&1
 # shellcheck disable=SC1091
@@ -29,9 +30,9 @@ mkdir -p bench/out
 python3 bench/scale_trace.py tests/fixtures/traces/dsocr_base32_h100_nsys2025.sqlite bench/out/dsocr_x21.sqlite --times 21
 python3 bench/parquet_trace.py bench/out/dsocr_x21.sqlite bench/out/dsocr_x21_parquet > /dev/null
 python3 bench/bench_trace.py --trace bench/out/dsocr_x21.sqlite --methods floor engine_cli \
-    --runs 5 --interleave
+    baseline_cli --baseline "$base" --runs 5 --interleave
 python3 bench/bench_trace.py --trace bench/out/dsocr_x21_parquet --methods floor engine_cli \
-    --runs 5 --interleave
+    baseline_cli --baseline "$base" --runs 5 --interleave
 python3 bench/bench_trace.py --trace bench/out/dsocr_x21.sqlite --methods nsys_proj_sum --runs 3 --nsys "$NSYS"
 # the same rows from both readings of one trace
 PYTHONPATH=.:/tmp/site python3 -m dsocr_nsys.cli stages bench/out/dsocr_x21.sqlite -f csv > /tmp/a.csv
