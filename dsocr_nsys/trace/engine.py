@@ -13,8 +13,7 @@ See docs/trace-engine.md for the definitions and how they relate to ``nsys stats
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -70,29 +69,6 @@ def open_trace(
     return Trace(Path(path), db.connect(export, threads=threads))
 
 
-class _Background:
-    """A call run on a daemon thread; :meth:`result` waits for it and returns its value or
-    raises its exception."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
-        self._thread.start()
-
-    def _run(self, call: Callable[[], Any]) -> None:
-        try:
-            self._value = call()
-        except BaseException as exc:  # handed to the waiting thread
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 class Trace:
     """One opened export. Use as a context manager or call :meth:`close`."""
 
@@ -106,7 +82,6 @@ class Trace:
         self._launches: attribution.Launches | None = None
         self._sweep: attribution.Sweep | None = None
         self._range_ops: attribution.RangeOps | None = None
-        self._calls_read: _Background | None = None  # the runtime calls, read ahead
         self._ranges_checked = False
         self._bounds_ns: tuple[int | None, int | None] | None = None
         self._trace_busy_ns: int | None = None
@@ -179,20 +154,14 @@ class Trace:
             finally:
                 self._con.execute("SET preserve_insertion_order = false")
 
-    def _numpy(
-        self,
-        sql: str,
-        params: dict[str, Any] | None = None,
-        con: duckdb.DuckDBPyConnection | None = None,
-    ) -> dict[str, np.ndarray]:
+    def _numpy(self, sql: str, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
         """A SELECT's result as numpy columns (NULLs as -1: never a time, id or device here).
 
         Without parameters through a relation (``sql``), which DuckDB materialises on all
         threads, where a statement's result (``execute``) is converted on one: 0.39 against
         0.79 s wall for 1.5 M ops. With parameters as a statement: a relation re-reads bound
-        values row by row (0.3 s more per 1.5 M rows compared). ``con``: another connection
-        to the same database (a cursor, for a read on another thread)."""
-        con = con or self._con
+        values row by row (0.3 s more per 1.5 M rows compared)."""
+        con = self._con
         with self._querying():
             columns = (con.execute(sql, params) if params else con.sql(sql)).fetchnumpy()
         import numpy as np
@@ -265,10 +234,7 @@ class Trace:
 
         from . import attribution
 
-        if self._calls_read is not None:
-            calls = self._calls_read.result()
-            self._calls_read = None
-        elif self.has_table(RUNTIME_TABLE):
+        if self.has_table(RUNTIME_TABLE):
             calls = self._numpy(load_sql("trace_runtime_calls"))
         else:
             calls = {
@@ -357,15 +323,6 @@ class Trace:
         """Materialise NVTX ranges, their nesting, op attribution and metrics (once)."""
         if self._ranges_checked:
             return
-        if "launches" not in self._done and self.has_table(RUNTIME_TABLE):
-            # Read the runtime calls on a second connection while this thread reads the
-            # operations and sweeps them (DuckDB and numpy's sorts release the GIL): on a
-            # 16-core host 0.15 s of the command's 1.4 s.
-            cursor = self._con.cursor()
-            self._calls_read = _Background(
-                lambda: self._numpy(load_sql("trace_runtime_calls"), con=cursor)
-            )
-            self._build("sweep")
         self._build("nvtx_range")
         self._require_gpu_ops()
         if not self.has_table(RUNTIME_TABLE):
