@@ -163,7 +163,8 @@ class Trace:
         values row by row (0.3 s more per 1.5 M rows compared)."""
         con = self._con
         with self._querying():
-            columns = (con.execute(sql, params) if params else con.sql(sql)).fetchnumpy()
+            result = con.execute(sql, params) if params else con.sql(sql)
+            columns = result.fetchnumpy()
         import numpy as np
 
         return {
