@@ -240,7 +240,7 @@ def load_run(
 ) -> Run:
     """Load one compare input (see the module docstring). Raises
     :class:`~dsocr_nsys.errors.InputFileError` for a path of none of the three kinds."""
-    from ..mfu.report import analyse, peak_meta
+    from ..mfu.report import analyse_trace, peak_meta
     from ..static.format import load_static
     from ..trace import open_trace
 
@@ -270,7 +270,9 @@ def load_run(
             if has_static:
                 assert static_path is not None
                 gpu = ((run_record or {}).get("gpu") or {}).get("mfu_name")
-                result = analyse(trace_path, static_path, gpu=gpu, include_warmup=include_warmup)
+                result = analyse_trace(
+                    trace, static_path, gpu=gpu, include_warmup=include_warmup
+                )
                 _merge(config, {k: load_static(static_path).config.get(k) for k in _STATIC_FIELDS})
                 config["peak"] = peak_text(peak_meta(result.peak))
             else:

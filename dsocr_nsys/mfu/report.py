@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -18,6 +18,10 @@ from ..vocab import BUSY, PROJ, RATE_BASES, TIME_BASE_BY_KEY
 from .compute import MfuResult, compute_mfu
 from .notes import Finding
 from .peaks import PeakChoice, TraceGpu, choose_peak
+
+if TYPE_CHECKING:
+    from ..static.format import StaticCompute
+    from ..trace import Trace
 
 TITLE = "dsocr-nsys mfu: model FLOPs and bandwidth utilisation per stage"
 
@@ -76,15 +80,43 @@ def analyse(
 ) -> MfuResult:
     """Load, compute, describe: read the static file and the trace's ranges and GPUs, choose
     the peak, run :func:`~dsocr_nsys.mfu.compute.compute_mfu`, and add the inputs' description
-    (``meta``) and the findings about them."""
+    (``meta``) and the findings about them (:func:`analyse_trace` on the opened trace)."""
     from ..trace import open_trace  # the trace engine; imported here so peaks/compute stand alone
 
     say = progress or (lambda _msg: None)
     static = load_static(static_path)  # fail fast on a bad static file before reading the trace
     with open_trace(trace_path) as trace:  # checks the export first: a bad one is one line
         say(f"reading {trace_path}")
-        gpus_in_trace = trace.gpus()
-        ranges = trace.ranges(include_warmup=include_warmup)
+        return analyse_trace(
+            trace,
+            static_path,
+            static=static,
+            gpu=gpu,
+            peak_tflops=peak_tflops,
+            peak_gbps=peak_gbps,
+            allow_mismatch=allow_mismatch,
+            include_warmup=include_warmup,
+            env=env,
+        )
+
+
+def analyse_trace(
+    trace: Trace,
+    static_path: str | Path,
+    *,
+    static: StaticCompute | None = None,
+    gpu: str | None = None,
+    peak_tflops: float | None = None,
+    peak_gbps: float | None = None,
+    allow_mismatch: bool = False,
+    include_warmup: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> MfuResult:
+    """:func:`analyse` on a trace already open (compare reads each run's trace once; what the
+    engine computed for it is reused). ``static``: the static file, when already loaded."""
+    static = static or load_static(static_path)
+    gpus_in_trace = trace.gpus()
+    ranges = trace.ranges(include_warmup=include_warmup)
     # the GPUs the ranges' work ran on, when the engine says (a mixed machine: only those count)
     used: set[int] = set()
     if "device_ids" in ranges.columns:
@@ -106,7 +138,7 @@ def analyse(
         peak_gbps=peak_gbps,
         env=os.environ if env is None else env,
     )
-    path = Path(trace_path)
+    path = trace.path
     result = compute_mfu(ranges, static, peak, allow_mismatch=allow_mismatch, run=_run_beside(path))
     rep = nsys_rep_for(path)
     result.meta = {
