@@ -215,7 +215,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
     text.write_text("hello")
     with pytest.raises(InputFileError, match="neither a run folder"):
         compare_runs([DSOCR, text])
-    with pytest.raises(InputFileError, match=r"without trace\.sqlite"):
+    with pytest.raises(InputFileError, match=r"without trace\.sqlite or \.parquet files"):
         compare_runs([DSOCR, tmp_path])
     with pytest.raises(InputFileError, match="not found"):
         compare_runs([DSOCR, tmp_path / "missing"])
@@ -223,6 +223,17 @@ def test_bad_inputs(tmp_path: Path) -> None:
         compare_runs([DSOCR])
     with pytest.raises(StageNotFoundError, match="no stage in common"):
         compare_runs([DSOCR, BEFORE])
+
+
+def test_parquet_exports_compare_as_their_sqlite_twins() -> None:
+    """A Parquet folder is an export like its SQLite twin: the same rows, run labels aside."""
+    graph, node = "cudagraph_decode_h200_graph_nsys2025", "cudagraph_decode_h200_node_nsys2025"
+    sqlite = compare_runs([TRACES / f"{graph}.sqlite", TRACES / f"{node}.sqlite"])
+    parquet = compare_runs([TRACES / f"{graph}_parquet", TRACES / f"{node}_parquet"])
+    renamed = dict(zip(parquet.labels, sqlite.labels, strict=True))
+    for table in ("stages", "times", "kernels"):
+        ours = getattr(parquet, table).with_columns(pl.col("run").replace(renamed))
+        assert ours.equals(getattr(sqlite, table)), table
 
 
 def test_a_sweep_compares_every_run_with_the_first() -> None:

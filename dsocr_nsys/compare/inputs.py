@@ -91,18 +91,24 @@ def range_group(name: pl.Expr) -> pl.Expr:
 
 
 def input_kind(path: Path) -> str:
-    """What a compare input is (run folder, mfu.json, export); InputFileError for none."""
+    """What a compare input is (run folder, mfu.json, export: SQLite, Parquet folder or
+    .nsys-rep, as the trace engine reads them); InputFileError for none."""
+    from ..trace.db import SQLITE_MAGIC
+    from ..trace.source import REPORT_SUFFIXES
+
     if path.is_dir():
-        if not (path / SQLITE).is_file():
-            raise InputFileError(
-                f"{path}: a folder without {SQLITE}; pass a run folder from `dsocr-nsys "
-                "profile`, an mfu.json or an nsys SQLite export"
-            )
-        return RUN_FOLDER
+        if (path / SQLITE).is_file():
+            return RUN_FOLDER
+        if any(path.glob("*.parquet")):
+            return EXPORT
+        raise InputFileError(
+            f"{path}: a folder without {SQLITE} or .parquet files; pass a run folder from "
+            "`dsocr-nsys profile`, an mfu.json or an nsys export"
+        )
     if not path.is_file():
         raise InputFileError(f"{path} not found; pass a run folder, an mfu.json or an export")
-    from ..trace.db import SQLITE_MAGIC
-
+    if path.suffix in REPORT_SUFFIXES:
+        return EXPORT
     with path.open("rb") as fh:
         head = fh.read(len(SQLITE_MAGIC))
     if head == SQLITE_MAGIC:
@@ -110,8 +116,8 @@ def input_kind(path: Path) -> str:
     if path.suffix == ".json":
         return MFU_JSON
     raise InputFileError(
-        f"{path}: neither a run folder, an mfu.json nor an nsys SQLite export; export the "
-        "report with `nsys export --type sqlite` or pass `dsocr-nsys mfu -o DIR`'s mfu.json"
+        f"{path}: neither a run folder, an mfu.json nor an nsys export; export the report "
+        "with `nsys export --type sqlite` or pass `dsocr-nsys mfu -o DIR`'s mfu.json"
     )
 
 
