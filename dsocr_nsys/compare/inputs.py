@@ -93,9 +93,6 @@ def range_group(name: pl.Expr) -> pl.Expr:
 def input_kind(path: Path) -> str:
     """What a compare input is (run folder, mfu.json, export: SQLite, Parquet folder or
     .nsys-rep, as the trace engine reads them); InputFileError for none."""
-    from ..trace.db import SQLITE_MAGIC
-    from ..trace.source import REPORT_SUFFIXES
-
     if path.is_dir():
         if (path / SQLITE).is_file():
             return RUN_FOLDER
@@ -107,12 +104,14 @@ def input_kind(path: Path) -> str:
         )
     if not path.is_file():
         raise InputFileError(f"{path} not found; pass a run folder, an mfu.json or an export")
+    from ..trace.db import SQLITE_MAGIC
+    from ..trace.source import REPORT_SUFFIXES
+
     if path.suffix in REPORT_SUFFIXES:
-        return EXPORT
+        return EXPORT  # exported once by nsys, or one line saying how, as in the trace commands
     with path.open("rb") as fh:
-        head = fh.read(len(SQLITE_MAGIC))
-    if head == SQLITE_MAGIC:
-        return EXPORT
+        if fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+            return EXPORT
     if path.suffix == ".json":
         return MFU_JSON
     raise InputFileError(
