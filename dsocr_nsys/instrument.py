@@ -18,7 +18,10 @@ Forward pre-hooks push and forward hooks pop the ranges (domain ``dsocr``, names
   view gets two ranges per stage, whose payloads add up to the launcher's.
 * ``prefill``: around an LLM forward over a prompt (no cached positions yet), payload = its
   sequence length; ``decode``: around each later forward, payload = the context length (cached
-  positions + the new token), as the launcher's.
+  positions + the new token), as the launcher's. A static-shape step (our ``--decode`` variants
+  other than eager: the position is a device tensor) is counted from the prompt step on, as
+  reading the tensor would wait for the device; steps replayed from a CUDA graph run no
+  Python, so no hook sees them.
 
 In our layout the vision encoders run before the LLM forward (the launcher's ``prompt_embeds``),
 so their ranges are ``prefill``'s siblings, not nested in it; the published layout nests them
@@ -52,6 +55,7 @@ class Instrumentation:
     layout: str
     handles: list[Any] = field(default_factory=list)
     open_ranges: list[contextlib.AbstractContextManager[None]] = field(default_factory=list)
+    positions: int = 0  # positions the LLM step has run over since the last prompt step
 
     def remove(self) -> None:
         """Remove every hook (and close any range a failed forward left open)."""
@@ -84,14 +88,16 @@ def _published_lengths(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[i
     return new, cached
 
 
-def _our_lengths(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int]:
-    """(new positions, cached positions) of :meth:`DeepseekLM.forward` (``start`` an int)."""
+def _our_lengths(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int | None]:
+    """(new positions, cached positions) of :meth:`DeepseekLM.forward`; cached None when
+    ``start`` is a device tensor (the static-shape decode step), whose value is not read:
+    that would wait for the device."""
     embeds = kwargs.get("inputs_embeds", args[0] if args else None)
     start = kwargs.get("start", args[2] if len(args) > 2 else 0)
-    return int(embeds.shape[1]), start if isinstance(start, int) else 0
+    return int(embeds.shape[1]), start if isinstance(start, int) else None
 
 
-def _layout(model: Any) -> tuple[str, Any, Any, Callable[..., tuple[int, int]]]:
+def _layout(model: Any) -> tuple[str, Any, Any, Callable[..., tuple[int, int | None]]]:
     """(layout name, object holding the vision modules, the LLM step module, its lengths)."""
     if all(hasattr(model, a) for a in ("sam", "clip", "projector", "llm")):
         return "ours", model, model.llm, _our_lengths
@@ -139,10 +145,13 @@ def instrument(model: Any, ranges: RangeFactory | None = None) -> Instrumentatio
 
     def step_pre(_m: Any, args: Any, kwargs: Any) -> None:
         new, cached = lengths(args, kwargs)
+        if cached is None:  # position on the device: the positions seen since the prompt step
+            cached = handle.positions
         if cached == 0:
             push(PREFILL, new)
         else:
             push(DECODE, cached + new)
+        handle.positions = cached + new
 
     handle.handles.append(step.register_forward_pre_hook(step_pre, with_kwargs=True))
     handle.handles.append(step.register_forward_hook(pop))

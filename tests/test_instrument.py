@@ -14,7 +14,7 @@ from torch import nn
 import dsocr_nsys
 from dsocr_nsys.errors import DsocrError
 from dsocr_nsys.model import build_model, get_config, plan_request
-from dsocr_nsys.model.generate import generate, prompt_embeds
+from dsocr_nsys.model.generate import Decoder, generate, prompt_embeds
 from dsocr_nsys.model.inputs import FALLBACK_PROMPT_IDS, default_image, prepare_pixels
 from dsocr_nsys.model.llm import KVCache
 from dsocr_nsys.model.ranges import Ranges
@@ -160,6 +160,28 @@ def test_our_layout_ranges_vision_before_prefill(tiny, domain) -> None:
     assert domain.events == [*vision, ("push", "prefill", prefill), ("pop",), *decode]
     pushes = sorted(e for e in domain.events if e[0] == "push")
     assert pushes == sorted(e for e in launcher if e[0] == "push")  # the launcher's payloads
+
+
+def test_static_shape_decode_steps_are_decode(tiny, domain) -> None:
+    """The static-shape step (position in a device tensor, as --decode cuda-graph and
+    --compile run it) gives the eager step's ranges and payloads: counted from the prompt
+    step, never read from the device."""
+    launcher = _launcher_events(tiny, domain)
+    prefill = tiny["plan"].prefill_tokens
+    decoder = Decoder(tiny["model"], 1, prefill + STEPS, torch.device("cpu"), torch.float32,
+                      static=True)  # fmt: skip
+    handle = dsocr_nsys.instrument(tiny["model"])
+    domain.events.clear()
+    try:
+        for _ in range(2):  # a second request starts again from its prompt step
+            generate(tiny["model"], tiny["plan"], tiny["glob"], None, tiny["text"], STEPS,
+                     Ranges(False), decoder=decoder)  # fmt: skip
+    finally:
+        handle.remove()
+    steps = [e for e in domain.events if e[0] == "push" and e[1] in ("prefill", "decode")]
+    expected = [e for e in launcher if e[0] == "push" and e[1] in ("prefill", "decode")]
+    assert steps == expected * 2
+    assert expected[0] == ("push", "prefill", prefill) and expected[-1][2] == prefill + STEPS - 1
 
 
 def test_remove_closes_a_range_left_open(domain) -> None:
