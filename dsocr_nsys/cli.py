@@ -20,8 +20,9 @@ import click
 from . import __version__
 from .clikit import CONTEXT_SETTINGS, DsocrGroup, keep_freed_memory, progress
 from .launch.commands import COMMANDS as LAUNCH_COMMANDS
+from .launch.options import variant_options
 from .output import Report, emit, output_options, shorten_names, write_atomic
-from .settings import DECODE_MODES, MOE_IMPLS, InferenceSettings
+from .settings import InferenceSettings
 from .vocab import BUSY, TIME_BASES, WARMUP, time_base
 
 
@@ -322,10 +323,7 @@ def info(trace: Path, nsys: str | None, fmt: str, output: str | None) -> None:
 @click.option("--context", type=int, default=None, help="Decode context for --context-mode fixed.")
 @click.option("--dtype", default="bfloat16", show_default=True, help="Bytes per weight/activation.")
 @click.option("--formulas-only", is_flag=True, help="Skip the fvcore/FlopCounterMode cross-check.")
-@click.option("--decode", type=click.Choice(DECODE_MODES), default="eager", show_default=True)
-@click.option("--moe", type=click.Choice(MOE_IMPLS), default=None, help="Default: as the launcher.")
-@click.option("--compile", "compiled", is_flag=True, help="The run compiled its decode step.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Pages.")
+@variant_options
 @output_options
 def static_cmd(
     preset: str,
@@ -339,7 +337,7 @@ def static_cmd(
     formulas_only: bool,
     decode: str,
     moe: str | None,
-    compiled: bool,
+    compile: bool,
     batch: int,
     fmt: str,
     output: str | None,
@@ -364,7 +362,7 @@ def static_cmd(
         sources=not formulas_only,
         decode=decode,
         moe=moe,
-        compile=compiled,
+        compile=compile,
         batch=batch,
     )
     result = compute_static(opts, progress=progress)

@@ -81,6 +81,48 @@ class LaunchOptions(InferenceSettings):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: The run's variant (decode step, MoE kernels, compile, batch): options of the launcher's
+#: commands and of `static`, which describes such a run.
+VARIANT_OPTIONS: list[Callable[[F], F]] = [
+    click.option(
+        "--decode",
+        type=click.Choice(DECODE_MODES),
+        default="eager",
+        show_default=True,
+        help="eager: one kernel launch per op; cuda-graph: the decode step captured once "
+        "(static cache) and replayed per token (CUDA only).",
+    ),
+    click.option(
+        "--moe",
+        type=click.Choice(MOE_IMPLS),
+        default=None,
+        help="Routed experts: loop (host reads the routing per layer, as the reference "
+        "code) or device (grouped GEMM, no host sync). Default: device with cuda-graph or "
+        "--compile, else loop.",
+    ),
+    click.option(
+        "--compile",
+        is_flag=True,
+        default=False,
+        help="torch.compile the decode step (compiled before the first request).",
+    ),
+    click.option(
+        "--batch",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Pages per request (the page repeated): vision, prefill and decode batched.",
+    ),
+]
+
+
+def variant_options(func: F) -> F:
+    """Click options for the variant fields only (``decode``, ``moe``, ``compile``, ``batch``)."""
+    for spec in reversed(VARIANT_OPTIONS):
+        func = spec(func)
+    return func
+
+
 def inference_options(func: F) -> F:
     """Click options for every :class:`LaunchOptions` field; the command receives them as
     keyword arguments named like the fields (``no_nvtx`` for ``--no-nvtx``)."""
@@ -147,35 +189,7 @@ def inference_options(func: F) -> F:
             help="Run without the NVTX ranges (for the overhead benchmark).",
         ),
         click.option("--seed", type=int, default=0, show_default=True, help="Random-weight seed."),
-        click.option(
-            "--decode",
-            type=click.Choice(DECODE_MODES),
-            default="eager",
-            show_default=True,
-            help="eager: one kernel launch per op; cuda-graph: the decode step captured once "
-            "(static cache) and replayed per token (CUDA only).",
-        ),
-        click.option(
-            "--moe",
-            type=click.Choice(MOE_IMPLS),
-            default=None,
-            help="Routed experts: loop (host reads the routing per layer, as the reference "
-            "code) or device (grouped GEMM, no host sync). Default: device with cuda-graph or "
-            "--compile, else loop.",
-        ),
-        click.option(
-            "--compile",
-            is_flag=True,
-            default=False,
-            help="torch.compile the decode step (compiled before the first request).",
-        ),
-        click.option(
-            "--batch",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            help="Pages per request (the page repeated): vision, prefill and decode batched.",
-        ),
+        *VARIANT_OPTIONS,
     ]
     for spec in reversed(specs):
         func = spec(func)
