@@ -12,6 +12,7 @@ parts; ``prefill`` with vision nested; the request) are hatched or hollow, and n
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -195,21 +196,38 @@ def _roofline(plt: Any, result: MfuResult, rows: list[dict[str, Any]]) -> bytes:
         ax.axvline(ridge, color="grey", linestyle=":", label=f"ridge {ridge:,.0f} FLOP/B")
     else:
         ax.axhline(peak_t, color="black", label=f"peak {peak_t:,g} TFLOP/s")
-    # parts as filled markers, rows holding others as hollow ones, each named in the legend
+    # parts as filled markers, rows holding others as hollow ones, each named in the legend and
+    # beside its marker; filled markers half see-through, so one under another still shows
     markers = "osD^vP*X<>"
+    placed: list[tuple[float, float]] = []  # log10 positions of the names written so far
     for k, r in enumerate(pts):
         is_sum = r["kind"] in _SUM_KINDS
+        x, y = r["intensity_flop_per_byte"], r[_BUSY_TFLOPS]
         ax.scatter(
-            r["intensity_flop_per_byte"],
-            r[_BUSY_TFLOPS],
+            x,
+            y,
             marker=markers[k % len(markers)],
             s=70 if is_sum else 40,
             facecolors="none" if is_sum else None,
             edgecolors=f"C{k % 10}",
             color=f"C{k % 10}",
+            alpha=1.0 if is_sum else 0.75,
             linewidths=1.5,
             zorder=3,
             label=_row_name(r),
+        )
+        # a name that would run into an earlier one (a name's width is about 0.35 decades
+        # here, its height 0.1) goes one line lower per such neighbour
+        here = (math.log10(x), math.log10(y))
+        near = sum(abs(here[0] - px) < 0.35 and abs(here[1] - py) < 0.1 for px, py in placed)
+        placed.append(here)
+        ax.annotate(
+            r["stage"],
+            (x, y),
+            xytext=(7, 3 - 10 * near),
+            textcoords="offset points",
+            fontsize=7,
+            color=f"C{k % 10}",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
