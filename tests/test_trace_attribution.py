@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dsocr_nsys.trace import attribution, open_trace
+from dsocr_nsys.trace import open_trace
 from dsocr_nsys.trace.attribution import GRAPH, KERNEL, join_launches, sweep
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "traces"
@@ -148,28 +148,3 @@ def test_sweep_busy_is_the_union_per_device() -> None:
     assert swept.share_cum[-1] == 22
     assert sorted(swept.pos.tolist()) == list(range(6))
     assert KERNEL != GRAPH
-
-
-def test_threads_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a machine of 8 cores or more the independent numpy calls run on threads (the sweep
-    beside the launch join, the per-slice reductions side by side): the same rows as inline."""
-    cases = {
-        "dsocr_base16_eager_h200_nsys2025.sqlite": "decode",
-        "nsysai_h100_2gpu_1s.sqlite": None,
-    }
-
-    def read() -> list[pl.DataFrame]:
-        frames = []
-        for name, stage in cases.items():
-            with open_trace(TRACES / name) as trace:
-                frames += [trace.ranges(include_warmup=True), trace.stages(), trace.kernels(stage)]
-        return frames
-
-    monkeypatch.setattr(attribution, "WORKERS", 0)
-    inline = read()
-    monkeypatch.setattr(attribution, "WORKERS", 4)
-    monkeypatch.setattr(attribution, "_POOL", None)
-    threaded = read()
-    assert attribution._POOL is not None  # the threads ran
-    for ours, theirs in zip(threaded, inline, strict=True):
-        assert ours.equals(theirs)

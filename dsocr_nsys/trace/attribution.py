@@ -12,11 +12,8 @@ Times are integer ns throughout; arrays are int64 unless said.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -27,36 +24,6 @@ from ..errors import TraceContentError
 KIND_SHIFT = 40
 KERNEL, MEMCPY, MEMSET, GRAPH = 0, 1, 2, 4
 OP_KINDS: dict[str, int] = {"kernel": KERNEL, "memcpy": MEMCPY, "memset": MEMSET, "graph": GRAPH}
-#: Threads for independent numpy calls (:func:`in_parallel`): on a machine of 8 cores or more
-#: only. On 2 cores they compete with DuckDB's threads for the same cores and hold two sets of
-#: arrays at once: side by side on the x18 SQLite export, 3.82 against 3.41 s of CPU and
-#: 750 against 600 MB (docs/benchmarks.md, "Third pass").
-WORKERS = min(8, os.cpu_count() or 1) if (os.cpu_count() or 1) >= 8 else 0
-_POOL: ThreadPoolExecutor | None = None
-
-
-def in_background(call: Callable[[], Any]) -> Future[Any]:
-    """Start ``call`` on one of :data:`WORKERS` threads (numpy releases the GIL inside its loops
-    over large arrays); ``.result()`` waits. Without workers it runs now, here."""
-    global _POOL
-    if not WORKERS:
-        done: Future[Any] = Future()
-        try:
-            done.set_result(call())
-        except BaseException as exc:  # handed to .result(), as a thread's would be
-            done.set_exception(exc)
-        return done
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=WORKERS)
-    return _POOL.submit(call)
-
-
-def in_parallel(*calls: Callable[[], Any]) -> list[Any]:
-    """Run independent numpy calls on the :data:`WORKERS` threads, results in order: on a
-    16-core GPU host one thread would leave 15 cores idle while they run."""
-    return [future.result() for future in [in_background(call) for call in calls]]
-
-
 #: globalTid = pid << 24 | tid: the process part, as nsys joins an operation to its call.
 _THREAD_BITS = 24
 _CORRELATION_LIMIT = 1 << 32  # CUPTI correlation ids are uint32
@@ -391,46 +358,29 @@ def _slice_metrics(
 ) -> None:
     """The metrics of ranges ``rid`` whose operations are ``op[lo:hi]`` (one thread's
     operations in call order, ``corr`` their calls' correlation ids; ``lo`` ascending)."""
-    start, end, device, kind, place = in_parallel(
-        *(lambda a=a: a[op] for a in (ops["start_ns"], ops["end_ns"], ops["device_id"],
-                                      ops["kind"], swept.pos))
-    )  # fmt: skip
+    start, end, device = ops["start_ns"][op], ops["end_ns"][op], ops["device_id"][op]
+    kind = ops["kind"][op]
     new_call = np.ones(len(op), dtype=np.int64)
     new_call[1:] = corr[1:] != corr[:-1]
-
-    def between(values: np.ndarray) -> np.ndarray:  # per slice, from the prefix sums
-        summed = _prefix(values)
-        return summed[hi] - summed[lo]
-
-    def reduce(ufunc: np.ufunc, values: np.ndarray) -> Callable[[], np.ndarray]:
-        return lambda: _slice_reduce(ufunc, values, lo, hi)
-
-    counted = [lambda code=code: between(kind == code) for _, code in _COUNTED]
-    summed = [
-        lambda code=code: between(np.where(kind == code, end - start, 0)) for _, code in _SUMMED
-    ]
-    # a slice never splits a call: its operations share its times
-    calls, g_start, g_end, d_min, d_max, p_min, p_max, *totals = in_parallel(
-        lambda: between(new_call),
-        reduce(np.minimum, start),
-        reduce(np.maximum, end),
-        reduce(np.minimum, device),
-        reduce(np.maximum, device),
-        reduce(np.minimum, place),
-        reduce(np.maximum, place),
-        *counted,
-        *summed,
-    )
+    calls = _prefix(new_call)  # a slice never splits a call: its operations share its times
     columns = {
         "range_id": rid,
         "gpu_ops": hi - lo,
-        "gpu_launches": calls + 1 - new_call[lo],
-        "gpu_start_ns": g_start,
-        "gpu_end_ns": g_end,
+        "gpu_launches": calls[hi] - calls[lo] + 1 - new_call[lo],
+        "gpu_start_ns": _slice_reduce(np.minimum, start, lo, hi),
+        "gpu_end_ns": _slice_reduce(np.maximum, end, lo, hi),
     }
-    names = [name for name, _ in _COUNTED] + [name for name, _ in _SUMMED]
-    columns.update(zip(names, totals, strict=True))
-    one_gpu = d_min == d_max
+    for name, code in _COUNTED:
+        counted = _prefix(kind == code)
+        columns[name] = counted[hi] - counted[lo]
+    for name, code in _SUMMED:
+        summed = _prefix(np.where(kind == code, end - start, 0))
+        columns[name] = summed[hi] - summed[lo]
+    d_min = _slice_reduce(np.minimum, device, lo, hi)
+    one_gpu = d_min == _slice_reduce(np.maximum, device, lo, hi)
+    place = swept.pos[op]
+    p_min = _slice_reduce(np.minimum, place, lo, hi)
+    p_max = _slice_reduce(np.maximum, place, lo, hi)
     busy = swept.share_cum[p_max + 1] - swept.share_cum[p_min]
     for i in np.flatnonzero(~(one_gpu & (p_max - p_min + 1 == hi - lo) & swept.opens[p_min])):
         busy[i] = _union_ns(start[lo[i] : hi[i]], end[lo[i] : hi[i]])

@@ -14,7 +14,6 @@ See docs/trace-engine.md for the definitions and how they relate to ``nsys stats
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -83,7 +82,6 @@ class Trace:
         self._launches: attribution.Launches | None = None
         self._sweep: attribution.Sweep | None = None
         self._range_ops: attribution.RangeOps | None = None
-        self._sweep_pending: Future[attribution.Sweep] | None = None
         self._ranges_checked = False
         self._bounds_ns: tuple[int | None, int | None] | None = None
         self._trace_busy_ns: int | None = None
@@ -250,8 +248,7 @@ class Trace:
         """sweep: every device's operations in start order (attribution.sweep)."""
         from . import attribution
 
-        pending, self._sweep_pending = self._sweep_pending, None
-        self._sweep = pending.result() if pending else attribution.sweep(self._ops)
+        self._sweep = attribution.sweep(self._ops)
 
     def _step_range_metrics(self) -> None:
         """range_metrics, range_devices: the projection of operations onto NVTX ranges."""
@@ -327,14 +324,6 @@ class Trace:
         """Materialise NVTX ranges, their nesting, op attribution and metrics (once)."""
         if self._ranges_checked:
             return
-        from . import attribution
-
-        if "sweep" not in self._done and attribution.WORKERS:
-            # the sweep needs only the operations: on other cores while the runtime calls are
-            # read and joined (0.08 s of a 16-core host's critical path)
-            self._build("ops")
-            ops = self._ops
-            self._sweep_pending = attribution.in_background(lambda: attribution.sweep(ops))
         self._build("nvtx_range")
         self._require_gpu_ops()
         if not self.has_table(RUNTIME_TABLE):
