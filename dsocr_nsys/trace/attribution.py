@@ -4,9 +4,9 @@ NVTX ranges hold it (nsys' projection), and how long each range and each GPU was
 DuckDB reads the export (``sql/trace_ops_*.sql``, ``sql/trace_runtime_calls.sql``); what
 follows is three sorts of nearly sorted columns and prefix sums over them, work that DuckDB's
 hash joins and windows did in about 6x the CPU time (3.0 against 0.5 s on a 1.5 M-kernel
-export; docs/benchmarks.md, "Third pass"). The
-definitions are those of nsys stats' ``nvtx_gpu_proj_trace``; docs/trace-engine.md gives them,
-and the golden tests pin them to nsys' own output.
+export; docs/benchmarks.md, "Third pass"). The definitions are those of nsys stats'
+``nvtx_gpu_proj_trace``; docs/trace-engine.md gives them, and the golden tests pin them to
+nsys' own output.
 
 Times are integer ns throughout; arrays are int64 unless said.
 """
