@@ -152,18 +152,6 @@ def test_busy_counts_overlap_once(tmp_path: Path) -> None:
     assert stages.filter(pl.col("name") == "clip")["device_ids"].to_list() == [[0, 1]]
 
 
-def _sorted_union(intervals: list[tuple[int, int]]) -> int:
-    """Union length by merging the intervals in start order (end < start: zero-length)."""
-    total, cur_s, cur_e = 0, None, None
-    for s, e in sorted((s, max(s, e)) for s, e in intervals):
-        if cur_e is None or s > cur_e:
-            total += 0 if cur_e is None else cur_e - cur_s
-            cur_s, cur_e = s, e
-        else:
-            cur_e = max(cur_e, e)
-    return total + (0 if cur_e is None else cur_e - cur_s)
-
-
 def test_swept_busy_equals_the_sorted_union() -> None:
     """Busy time read from the device sweep (ranges alone on their GPU) equals a plain
     merge of the range's own operation intervals, for every range of every real export; the
@@ -181,7 +169,9 @@ def test_swept_busy_equals_the_sorted_union() -> None:
         expected = {}
         for i, range_id in enumerate(placed.range_id.tolist()):
             members = placed.members[placed.thread[i]][placed.lo[i] : placed.hi[i]]
-            expected[range_id] = _sorted_union([(start[m], end[m]) for m in members.tolist()])
+            expected[range_id] = union_length(
+                [(start[m], max(start[m], end[m])) for m in members.tolist()]
+            )
             pos = sweep.pos[members]
             one_gpu = len(set(device[members].tolist())) == 1
             if one_gpu and pos.max() - pos.min() + 1 == len(pos) and sweep.opens[pos.min()]:
@@ -189,7 +179,9 @@ def test_swept_busy_equals_the_sorted_union() -> None:
             else:
                 sorted_total += 1
         for range_id, members in placed.explicit.items():
-            expected[range_id] = _sorted_union([(start[m], end[m]) for m in members.tolist()])
+            expected[range_id] = union_length(
+                [(start[m], max(start[m], end[m])) for m in members.tolist()]
+            )
         assert dict(zip(ranges["range_id"], ranges["busy_ns"], strict=True)) == expected, path
     assert swept_total > 1000 and sorted_total > 0, (swept_total, sorted_total)
 
