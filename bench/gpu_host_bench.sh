@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Issue 11's GPU-host target, on the lent H200 machine: `dsocr-nsys stages` against
-# `nsys stats -r nvtx_gpu_proj_sum` on the same export, same loan; the engine before the numpy
-# pass (BASE, a `git archive` of that commit's dsocr_nsys/ and sql/) beside it; and the same
-# trace as Parquet. Writes everything it prints to $OUT/gpu_host_bench.txt.
+# `nsys stats -r nvtx_gpu_proj_sum` on the same export, same loan; earlier engines (each BASE
+# a `git archive` of a commit's dsocr_nsys/ and sql/) beside it, one interleaved set each; and
+# the same trace as Parquet. Writes everything it prints to $OUT/gpu_host_bench.txt.
 #
 # The image lacks duckdb, its sqlite extension and polars, whose wheels (88 MB) do not travel
 # in one call beside the repository, so they travel in two calls of one warm machine, each
 # installing into /tmp/site (kept while the machine stays warm):
 #   call 1: bench/gpu_host_bench.sh install .carry/whlA     (polars, polars-runtime-32)
-#   call 2: bench/gpu_host_bench.sh run .carry/whlB BASE    (duckdb + sqlite extension, and
-#           jsonschema with its needs, which BASE's CLI imports; runs)
+#   call 2: bench/gpu_host_bench.sh run .carry/whlB BASE... (duckdb + sqlite extension, and
+#           jsonschema with its needs, which older CLIs import; runs)
 # with the fixture traces other than the DeepSeek-OCR one moved out of the working tree for
 # both calls (and that one too for call 1), so that tree + wheels stay under 64 MiB.
 set -euo pipefail
@@ -18,7 +18,7 @@ python3 -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target
 export PYTHONPATH=/tmp/site
 [ "$mode" = install ] && exit 0
 
-base=$(realpath "$3")
+shift 2
 log=${OUT:-/tmp}/gpu_host_bench.txt
 exec > >(tee "$log") 2>&1
 # shellcheck disable=SC1091
@@ -29,10 +29,13 @@ nproc; grep -m1 "model name" /proc/cpuinfo; date -u
 mkdir -p bench/out
 python3 bench/scale_trace.py tests/fixtures/traces/dsocr_base32_h100_nsys2025.sqlite bench/out/dsocr_x21.sqlite --times 21
 python3 bench/parquet_trace.py bench/out/dsocr_x21.sqlite bench/out/dsocr_x21_parquet > /dev/null
-python3 bench/bench_trace.py --trace bench/out/dsocr_x21.sqlite --methods floor engine_cli \
-    baseline_cli --baseline "$base" --runs 5 --interleave
-python3 bench/bench_trace.py --trace bench/out/dsocr_x21_parquet --methods floor engine_cli \
-    baseline_cli --baseline "$base" --runs 5 --interleave
+for base in "$@"; do
+    echo "baseline: $base"
+    for trace in bench/out/dsocr_x21.sqlite bench/out/dsocr_x21_parquet; do
+        python3 bench/bench_trace.py --trace "$trace" --methods floor engine_cli baseline_cli \
+            --baseline "$(realpath "$base")" --runs 5 --interleave
+    done
+done
 python3 bench/bench_trace.py --trace bench/out/dsocr_x21.sqlite --methods nsys_proj_sum --runs 3 --nsys "$NSYS"
 # the same rows from both readings of one trace
 PYTHONPATH=.:/tmp/site python3 -m dsocr_nsys.cli stages bench/out/dsocr_x21.sqlite -f csv > /tmp/a.csv

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ TRACES = FIXTURES / "traces"
 H100 = TRACES / "dsocr_base32_h100_nsys2025.sqlite"
 H100_STATIC = Path(__file__).resolve().parents[1] / "examples" / "dsocr_base32_h100_static.json"
 GRAPH_PARQUET = TRACES / "cudagraph_decode_h200_graph_nsys2025_parquet"
+PYTORCH_TRACE = TRACES / "nsysai_h100_2gpu_1s.sqlite"  # 16,782 range names
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +136,60 @@ def test_stages_note_names_each_base_as_the_headers_do() -> None:
     for base in TIME_BASES:
         assert f"{base.label} ({base.key}_*) = {base.definition}" in note
         assert f"{base.label[0].upper()}{base.label[1:]} total" in out  # the header
+
+
+# --- the console entry point (cli.main): how the process ends ------------------------------
+
+
+def _entry(args: list[object], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dsocr_nsys.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def test_the_entry_point_ends_with_complete_output_and_its_exit_code(tmp_path: Path) -> None:
+    """Trace commands end the process without the interpreter's teardown (cli._end): what they
+    wrote is still complete and the exit code still the command's."""
+    expected = _run(["stages", H100, "-f", "csv"])[1]
+    done = _entry(["stages", H100, "-f", "csv"])
+    assert (done.returncode, done.stdout, done.stderr) == (0, expected, "")
+    done = _entry(["stages", H100, "-o", tmp_path / "stages.csv"])
+    assert done.returncode == 0 and (tmp_path / "stages.csv").read_text() == expected
+    done = _entry(["stages", tmp_path / "missing.sqlite"])
+    assert (done.returncode, done.stdout) == (2, "")
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("Error: ")
+
+
+def test_the_entry_point_ends_quietly_when_its_reader_stops_early() -> None:
+    """`dsocr-nsys stages ... -f csv | head -c 10` (2.6 MB of rows, many pipe buffers): the
+    closed pipe is no traceback."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "dsocr_nsys.cli", "stages", str(PYTORCH_TRACE), "-f", "csv"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(10)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_process_that_imported_torch_ends_normally(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA and a profiler around the process (nsys) flush at the interpreter's exit."""
+    from dsocr_nsys import cli as cli_module
+
+    ended: list[int] = []
+    monkeypatch.setattr(cli_module.os, "_exit", ended.append)
+    monkeypatch.setitem(sys.modules, "torch", object())
+    with pytest.raises(SystemExit) as raised:
+        cli_module._end(SystemExit(3))
+    assert raised.value.code == 3 and ended == []
+    monkeypatch.delitem(sys.modules, "torch")
+    for status, code in ((None, 0), (2, 2), ("message", 1)):
+        cli_module._end(SystemExit(status))
+        assert ended.pop() == code

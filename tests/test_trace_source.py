@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from dsocr_nsys.cli import cli
 from dsocr_nsys.errors import InputFileError, ToolNotFoundError, TraceContentError
-from dsocr_nsys.trace import open_trace
+from dsocr_nsys.trace import db, open_trace
 from dsocr_nsys.trace.source import cache_dir, export_argv
 
 TRACES = Path(__file__).resolve().parent / "fixtures" / "traces"
@@ -79,6 +79,26 @@ def test_parquet_folder_not_an_export(tmp_path: Path) -> None:
     pl.DataFrame({"a": [1]}).write_parquet(tmp_path / "foo.parquet")
     with pytest.raises(TraceContentError, match="not an Nsight Systems export"):
         open_trace(tmp_path)
+
+
+def test_only_the_sqlite_reader_skips_the_extension_signature_check() -> None:
+    """DuckDB's check hashes the pinned package's 35 MB binary on each LOAD (docs/trace-engine.md
+    says why it guards nothing here); a Parquet folder loads no extension and keeps DuckDB's
+    default, and neither installs or autoloads anything."""
+    for path, unsigned in (
+        (TRACES / f"{PAIRS[0]}.sqlite", True),
+        (TRACES / f"{PAIRS[0]}_parquet", False),
+    ):
+        con = db.connect(path)
+        try:
+            settings = con.execute(
+                "SELECT current_setting('allow_unsigned_extensions'), "
+                "current_setting('autoinstall_known_extensions'), "
+                "current_setting('autoload_known_extensions')"
+            ).fetchone()
+        finally:
+            con.close()
+        assert settings == (unsigned, False, False), path.name
 
 
 def test_parquet_damaged(tmp_path: Path) -> None:

@@ -40,7 +40,13 @@ def test_each_sql_step_creates_and_reads_what_it_declares() -> None:
 
 def test_each_numpy_step_has_its_method_and_sql() -> None:
     numpy_steps = [step for step in STEPS if step.numpy]
-    assert {s.name for s in numpy_steps} == {"ops", "launches", "sweep", "range_metrics"}
+    assert {s.name for s in numpy_steps} == {
+        "ops",
+        "ops_view",
+        "launches",
+        "sweep",
+        "range_metrics",
+    }
     for step in numpy_steps:
         assert callable(getattr(Trace, f"_step_{step.name}")), step.name
         texts = [load_sql(sql) for sql in step.sql_files]

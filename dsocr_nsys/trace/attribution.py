@@ -174,16 +174,15 @@ def sweep(ops: dict[str, np.ndarray]) -> Sweep:
     return Sweep(pos=pos, share_cum=share_cum, opens=opens, busy_ns=busy)
 
 
-def _slice_reduce(
-    ufunc: np.ufunc, values: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray:
-    """``ufunc.reduce(values[lo[i]:hi[i]])`` for every i (each slice non-empty, ``lo``
-    ascending), in one ``reduceat``: O(len(values) + total slice length)."""
-    padded = np.append(values, values[-1:])
+def _slice_bounds(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``reduceat`` indices for the slices [lo[i], hi[i]) (each non-empty, ``lo`` ascending):
+    ``ufunc.reduceat(values, bounds)[0::2]`` is ``ufunc.reduce(values[lo[i]:hi[i]])`` for every
+    i, in O(len(values) + total slice length). ``values`` must reach one past the last ``hi``
+    (reduceat's indices are in range): gather it through an index padded with one element."""
     bounds = np.empty(2 * len(lo), dtype=np.int64)
     bounds[0::2] = lo
     bounds[1::2] = hi
-    return ufunc.reduceat(padded, bounds)[0::2]
+    return bounds
 
 
 def _prefix(values: np.ndarray) -> np.ndarray:
@@ -359,7 +358,9 @@ def _slice_metrics(
 ) -> None:
     """The metrics of ranges ``rid`` whose operations are ``op[lo:hi]`` (one thread's
     operations in call order, ``corr`` their calls' correlation ids; ``lo`` ascending)."""
-    start, end, device = ops["start_ns"][op], ops["end_ns"][op], ops["device_id"][op]
+    padded = np.append(op, op[-1])  # gathers one past the end, for reduceat (_slice_bounds)
+    bounds = _slice_bounds(lo, hi)
+    start, end = ops["start_ns"][padded], ops["end_ns"][padded]
     kind = ops["kind"][op]
     new_call = np.ones(len(op), dtype=np.int64)
     new_call[1:] = corr[1:] != corr[:-1]
@@ -368,20 +369,37 @@ def _slice_metrics(
         "range_id": rid,
         "gpu_ops": hi - lo,
         "gpu_launches": calls[hi] - calls[lo] + 1 - new_call[lo],
-        "gpu_start_ns": _slice_reduce(np.minimum, start, lo, hi),
-        "gpu_end_ns": _slice_reduce(np.maximum, end, lo, hi),
+        "gpu_start_ns": np.minimum.reduceat(start, bounds)[0::2],
+        "gpu_end_ns": np.maximum.reduceat(end, bounds)[0::2],
     }
+    # Operations other than kernels are few (copies, memsets, whole graphs): counted and timed
+    # through their places, leaving one prefix sum over all operations (their time).
+    duration = end[:-1] - start[:-1]
+    other = np.flatnonzero(kind != KERNEL)
+    o_lo, o_hi = np.searchsorted(other, lo), np.searchsorted(other, hi)
+    o_kind, o_duration = kind[other], duration[other]
     for name, code in _COUNTED:
-        counted = _prefix(kind == code)
-        columns[name] = counted[hi] - counted[lo]
+        if code != KERNEL:
+            counted = _prefix(o_kind == code)
+            columns[name] = counted[o_hi] - counted[o_lo]
+    columns["kernels"] = hi - lo - (o_hi - o_lo)
     for name, code in _SUMMED:
-        summed = _prefix(np.where(kind == code, end - start, 0))
-        columns[name] = summed[hi] - summed[lo]
-    d_min = _slice_reduce(np.minimum, device, lo, hi)
-    one_gpu = d_min == _slice_reduce(np.maximum, device, lo, hi)
-    place = swept.pos[op]
-    p_min = _slice_reduce(np.minimum, place, lo, hi)
-    p_max = _slice_reduce(np.maximum, place, lo, hi)
+        if code != KERNEL:
+            summed = _prefix(np.where(o_kind == code, o_duration, 0))
+            columns[name] = summed[o_hi] - summed[o_lo]
+    total, o_total = _prefix(duration), _prefix(o_duration)
+    columns["kernel_ns"] = total[hi] - total[lo] - (o_total[o_hi] - o_total[o_lo])
+    if len(swept.busy_ns) == 1:  # one GPU in the whole trace
+        device = None
+        d_min = np.full(len(lo), next(iter(swept.busy_ns)))
+        one_gpu = np.ones(len(lo), dtype=bool)
+    else:
+        device = ops["device_id"][padded]
+        d_min = np.minimum.reduceat(device, bounds)[0::2]
+        one_gpu = d_min == np.maximum.reduceat(device, bounds)[0::2]
+    place = swept.pos[padded]
+    p_min = np.minimum.reduceat(place, bounds)[0::2]
+    p_max = np.maximum.reduceat(place, bounds)[0::2]
     busy = swept.share_cum[p_max + 1] - swept.share_cum[p_min]
     for i in np.flatnonzero(~(one_gpu & (p_max - p_min + 1 == hi - lo) & swept.opens[p_min])):
         busy[i] = _union_ns(start[lo[i] : hi[i]], end[lo[i] : hi[i]])
@@ -389,6 +407,7 @@ def _slice_metrics(
     metrics.add(**columns)
     devices.add(range_id=rid[one_gpu], device_id=d_min[one_gpu])
     for i in np.flatnonzero(~one_gpu):
+        assert device is not None
         ids = np.unique(device[lo[i] : hi[i]])
         devices.add(range_id=np.full(len(ids), rid[i]), device_id=ids)
 

@@ -6,8 +6,9 @@ in between (launch join, projection onto ranges, busy union) is numpy, in
 :mod:`dsocr_nsys.trace.steps`, and this module runs them, checks what the export holds and
 turns results into polars frames. The export (SQLite, a Parquet folder, or a ``.nsys-rep``
 exported once, see :mod:`dsocr_nsys.trace.source`) is read once per :class:`Trace`: the
-columns needed are kept on first use (``ops`` as numpy columns, registered in DuckDB as a view;
-``nvtx_range``, ``range_all``, ... as DuckDB temp tables), and every later call queries those.
+columns needed are kept on first use (the operations as numpy columns, with a DuckDB view
+``ops`` over them once SQL needs it; ``nvtx_range``, ``range_all``, ... as DuckDB temp tables),
+and every later call queries those.
 See docs/trace-engine.md for the definitions and how they relate to ``nsys stats``.
 """
 
@@ -166,8 +167,9 @@ class Trace:
             columns = result.fetchnumpy()
         import numpy as np
 
+        # a column with NULLs comes as a masked array (numpy.ma is imported only then: 15 ms)
         return {
-            name: np.ma.filled(col, -1) if isinstance(col, np.ma.MaskedArray) else col
+            name: col if type(col) is np.ndarray else np.ma.filled(col, -1)
             for name, col in columns.items()
         }
 
@@ -212,20 +214,25 @@ class Trace:
             self._check_nvtx_names()
 
     def _step_ops(self) -> None:
-        """ops: every GPU operation (trace_ops_*.sql), as numpy columns and a DuckDB view."""
+        """ops_columns: every GPU operation (trace_ops_*.sql), as numpy columns."""
+        present = [sql for table, sql in OP_SOURCES.items() if self.has_table(table)]
+        if present:
+            ops = self._numpy("\nUNION ALL\n".join(load_sql(sql) for sql in present))
+        # numpy only now: a command imports it on another thread while DuckDB reads (cli.py),
+        # and the first read is the first use (0.2 s of waiting on a 16-core host when earlier)
         import numpy as np
 
         from . import attribution
 
-        present = [sql for table, sql in OP_SOURCES.items() if self.has_table(table)]
-        if present:
-            ops = self._numpy("\nUNION ALL\n".join(load_sql(sql) for sql in present))
-        else:
+        if not present:
             names = ("op_id", "start_ns", "end_ns", "device_id", "correlation_id", "global_pid")
             ops = {name: np.empty(0, dtype=np.int64) for name in names}
         ops["kind"] = (ops["op_id"] >> attribution.KIND_SHIFT).astype(np.int8)
         self._ops = ops
-        self._register("ops_columns", ops, table=False)
+
+    def _step_ops_view(self) -> None:
+        """ops: the DuckDB view over ops_columns (trace_ops.sql)."""
+        self._register("ops_columns", self._ops, table=False)
         self._run("trace_ops")
 
     def _step_launches(self) -> None:
@@ -285,7 +292,7 @@ class Trace:
 
         from . import attribution
 
-        self._build("ops")
+        self._build("ops_columns")
         counts = np.bincount(self._ops["kind"], minlength=max(attribution.OP_KINDS.values()) + 1)
         kernel, memcpy, memset, graph = (
             int(counts[code]) for code in attribution.OP_KINDS.values()
@@ -479,6 +486,7 @@ class Trace:
             self._load_ranges()
             self._check_names([stage])
         key = (stage, include_warmup and stage is not None)  # the whole trace ignores warm-up
+        self._build("ops")  # the scope's SQL (trace_kernels, trace_scope_graphs) reads it
         if self._scope_of == key:
             return
         if stage is None:

@@ -57,23 +57,33 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    # the operations, read by one UNION ALL of OP_SOURCES, kept as numpy columns, and made the
-    # DuckDB view ops over them by trace_ops.sql
-    Step("ops", tuple(OP_SOURCES), (), ("ops",), (), True, (*OP_SOURCES.values(), "trace_ops")),
-    Step("launches", (RUNTIME_TABLE,), ("ops",), ("launches",), (), True, ("trace_runtime_calls",)),
+    # the operations, read by one UNION ALL of OP_SOURCES and kept as numpy columns
+    Step("ops", tuple(OP_SOURCES), (), ("ops_columns",), (), True, tuple(OP_SOURCES.values())),
+    # the DuckDB view ops over those columns (trace_ops.sql), built only for the SQL that reads
+    # operations (kernels): DuckDB's register waits for a polars import still running
+    Step("ops_view", (), ("ops_columns",), ("ops",), (), True, ("trace_ops",)),
+    Step(
+        "launches",
+        (RUNTIME_TABLE,),
+        ("ops_columns",),
+        ("launches",),
+        (),
+        True,
+        ("trace_runtime_calls",),
+    ),
     Step(
         "trace_nvtx_ranges",
         (NVTX_TABLE, "StringIds"),
-        ("ops", "launches"),
+        ("ops_columns", "launches"),
         ("nvtx_range",),
         ("last_ns", *NVTX_PARAMS),
     ),
     Step("trace_range_tree", (), ("nvtx_range",), ("range_tree",)),
-    Step("sweep", (), ("ops",), ("sweep",), (), True),
+    Step("sweep", (), ("ops_columns",), ("sweep",), (), True),
     Step(
         "range_metrics",
         (),
-        ("nvtx_range", "ops", "launches", "sweep"),
+        ("nvtx_range", "ops_columns", "launches", "sweep"),
         ("range_metrics", "range_devices"),
         (),
         True,
