@@ -15,11 +15,14 @@ and this repository on PYTHONPATH.
    - ``baseline_cli``: the same, run in another checkout (``--baseline DIR``), for A/B figures;
    - ``attach`` / ``sqlite_scan`` / ``attach_copy`` / ``sqlite3_polars``: the same reference
      query work (REFERENCE_WORK below) over four ways of reading the export;
-   - ``floor``: the least any stage table can cost, a bare DuckDB query (FLOOR_SQL below) that
-     reads the columns ``stages`` needs (NVTX ranges and their names, launching runtime calls,
-     kernels/memcpy/memset) once, with one correlation join, timed from the connection to the
-     result (DuckDB imported first). ``--trace`` may be a Parquet folder (``nsys export --type
-     parquetdir``, or bench/parquet_trace.py): ``floor`` and the engine methods then read it.
+   - ``floor``: the least any stage table can cost, a bare DuckDB query (bench/floor_query.py)
+     that reads the columns ``stages`` needs (NVTX ranges and their names, launching runtime
+     calls, kernels/memcpy/memset) once, with one correlation join, timed from the connection to
+     the result (DuckDB imported first);
+   - ``floor_cli``: the same query as a program of its own (``python bench/floor_query.py``),
+     end to end like ``engine_cli``: the least a *command* can cost.
+   ``--trace`` may be a Parquet folder (``nsys export --type parquetdir``, or
+   bench/parquet_trace.py): the floor and the engine methods then read it.
    With ``--interleave`` each round runs every method once (``--runs`` rounds), so a shared
    machine's changing load falls on all methods alike.
 3. Prints a short table last.
@@ -28,7 +31,6 @@ and this repository on PYTHONPATH.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -37,6 +39,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from floor_query import TABLES, duckdb_with_sqlite, run_floor  # bench/ is this script's path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -52,14 +56,6 @@ ANCHOR_NVTX_RANGES = 2_415
 NSYS_PROJ_SUM_S = 15.1
 NSYS_KERN_SUM_S = 28.7
 
-TABLES = {
-    "kernel": "CUPTI_ACTIVITY_KIND_KERNEL",
-    "runtime": "CUPTI_ACTIVITY_KIND_RUNTIME",
-    "memcpy": "CUPTI_ACTIVITY_KIND_MEMCPY",
-    "memset": "CUPTI_ACTIVITY_KIND_MEMSET",
-    "nvtx": "NVTX_EVENTS",
-    "strings": "StringIds",
-}
 # Columns the reference work reads from each table (what a column-pruning reader fetches).
 COLUMNS = {
     "kernel": ["start", '"end"', "correlationId", "globalPid", "shortName"],
@@ -107,31 +103,12 @@ REFERENCE_WORK = [
        QUALIFY row_number() OVER (PARTITION BY a.name ORDER BY sum(a.kernel_ns) DESC) <= 20""",
 ]
 
-# The floor: every column `stages` reads, read once, with the one correlation join (launch call
-# -> operation, same process) and the NVTX names; aggregated so nothing is materialised.
-FLOOR_SQL = """
-WITH ops AS (
-    SELECT start, "end", deviceId, correlationId, globalPid FROM {kernel}
-    UNION ALL SELECT start, "end", deviceId, correlationId, globalPid FROM {memcpy}
-    UNION ALL SELECT start, "end", deviceId, correlationId, globalPid FROM {memset}
-), calls AS (
-    SELECT o.start, o."end", o.deviceId, r.globalTid, r.start AS call_start, r."end" AS call_end
-    FROM {runtime} r JOIN ops o
-      ON r.correlationId = o.correlationId AND (r.globalTid >> 24) << 24 = o.globalPid
-), ranges AS (
-    SELECT n.start, n."end", n.globalTid, coalesce(s.value, n.text) AS name
-    FROM {nvtx} n LEFT JOIN {strings} s ON s.id = n.textId
-    WHERE n.eventType IN (59, 60, 70, 71)
-)
-SELECT (SELECT count(*) + sum("end" - start) + sum(call_end - call_start) + sum(globalTid)
-               + sum(deviceId) FROM calls),
-       (SELECT count(DISTINCT name) + sum("end" - start) + sum(globalTid) FROM ranges)
-"""
-
 READ_METHODS = ("attach", "sqlite_scan", "attach_copy", "sqlite3_polars", "floor")
 # `nsys stats` on the same export (needs --nsys): the reports the issue's anchor timed.
 NSYS_METHODS = {"nsys_proj_sum": "nvtx_gpu_proj_sum", "nsys_kern_sum": "nvtx_kern_sum"}
-ALL_METHODS = ("engine_lib", "engine_cli", "baseline_cli", *READ_METHODS, *NSYS_METHODS)
+ALL_METHODS = (
+    "engine_lib", "engine_cli", "baseline_cli", *READ_METHODS, "floor_cli", *NSYS_METHODS
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------- input trace
@@ -191,21 +168,6 @@ def machine() -> str:
 # ---------------------------------------------------------------- child: one timed run
 
 
-def _duckdb_with_sqlite():
-    """A DuckDB connection with the sqlite extension loaded from the pinned wheel (offline)."""
-    import duckdb
-    import duckdb_extension_sqlite_scanner as ext_pkg
-
-    found = glob.glob(
-        os.path.join(os.path.dirname(ext_pkg.__file__), "extensions", "*", "*.duckdb_extension")
-    )
-    con = duckdb.connect(
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    )
-    con.execute(f"LOAD '{found[0]}'")
-    return con
-
-
 def _run_work(con, rel: dict[str, str]) -> int:
     """Run REFERENCE_WORK with table names replaced by rel; return the rows produced."""
     rows = 0
@@ -230,23 +192,14 @@ def child(method: str, trace: Path) -> dict[str, float]:
         return {"seconds": seconds, "rows": rows}
 
     if method == "floor":
-        import duckdb
+        import duckdb  # noqa: F401  (imported before the clock starts)
 
         t0 = time.perf_counter()
-        if trace.is_dir():
-            con = duckdb.connect()
-            quoted = str(trace).replace("'", "''")
-            rel = {k: f"read_parquet('{quoted}/{v}.parquet')" for k, v in TABLES.items()}
-        else:
-            con = _duckdb_with_sqlite()
-            quoted = str(trace).replace("'", "''")
-            con.execute(f"ATTACH '{quoted}' AS t (TYPE sqlite, READ_ONLY)")
-            rel = {k: f"t.{v}" for k, v in TABLES.items()}
-        con.execute(FLOOR_SQL.format(**rel)).fetchall()
+        run_floor(trace)
         return {"seconds": time.perf_counter() - t0, "rows": 1}
 
     t0 = time.perf_counter()
-    con = _duckdb_with_sqlite()
+    con = duckdb_with_sqlite()
     path = str(trace)
     # ATTACH takes no bound parameters: the path goes in as an escaped string literal.
     quoted = path.replace("'", "''")
@@ -339,6 +292,10 @@ def bench_method(
                 wall, cpu, peak, _ = run_measured(cmd, baseline_env, baseline_dir)
             else:
                 wall, cpu, peak, _ = run_measured(cmd, env)
+            secs.append(wall)
+        elif method == "floor_cli":
+            cmd = [sys.executable, str(HERE / "floor_query.py"), str(trace.resolve())]
+            wall, cpu, peak, _ = run_measured(cmd, env)
             secs.append(wall)
         elif method in NSYS_METHODS:
             if not nsys:
