@@ -54,8 +54,15 @@ def duckdb_with_sqlite():
     found = glob.glob(
         os.path.join(os.path.dirname(ext_pkg.__file__), "extensions", "*", "*.duckdb_extension")
     )
+    # the engine's settings (dsocr_nsys/trace/db.py), the signature check of the extension
+    # binary off with them: it hashes the 35 MB file on every LOAD (0.09 s on 2 cores), which
+    # the floor would otherwise pay and the engine does not
     con = duckdb.connect(
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_unsigned_extensions": True,
+        }
     )
     con.execute(f"LOAD '{found[0]}'")
     return con
