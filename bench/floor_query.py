@@ -55,7 +55,7 @@ def duckdb_with_sqlite():
         os.path.join(os.path.dirname(ext_pkg.__file__), "extensions", "*", "*.duckdb_extension")
     )
     # the engine's settings (dsocr_nsys/trace/db.py), the signature check of the extension
-    # binary off with them: it hashes the 35 MB file on every LOAD (0.09 s on 2 cores), which
+    # binary off with them: it hashes the 35 MB file on every LOAD (0.1-0.2 s on 2 cores), which
     # the floor would otherwise pay and the engine does not
     con = duckdb.connect(
         config={
